@@ -1,0 +1,18 @@
+"""cellvision: composable PyTorch building blocks for cell-image classification and small
+recurrent regressors.
+
+Examples
+--------
+>>> import cellvision
+>>> cellvision.__version__
+'0.1.0.dev0'
+"""
+
+from __future__ import annotations
+
+from cellvision.config import Config
+from cellvision.models import create_model, list_models, register_model
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["Config", "__version__", "create_model", "list_models", "register_model"]

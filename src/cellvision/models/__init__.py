@@ -1,0 +1,29 @@
+"""Model families and the name -> model registry.
+
+Importing this package registers every built-in model, so :func:`create_model` and
+:func:`list_models` see them all.
+"""
+
+from __future__ import annotations
+
+from cellvision.models._registry import (
+    ConfigurableModel,
+    ModelEntry,
+    create_model,
+    get_model_entry,
+    list_models,
+    model_name_of,
+    register_model,
+    unwrap_model,
+)
+
+__all__ = [
+    "ConfigurableModel",
+    "ModelEntry",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "model_name_of",
+    "register_model",
+    "unwrap_model",
+]
