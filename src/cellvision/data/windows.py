@@ -483,7 +483,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         --------
         >>> ds = SlidingWindowDataset(torch.zeros(100, 12), window=10)
         >>> ds.nbytes(), ds.series.untyped_storage().nbytes()  # + 4 bytes per sample
-        (5164, 4800)
+        (5160, 4800)
         """
         storages: dict[int, int] = {}
         for t in (self.series, self._windows, self._targets, self._end_rows):
