@@ -138,7 +138,10 @@ class MonthFoldSplitter:
         )
 
     def get_n_splits(
-        self, X: object = None, y: object = None, groups: npt.ArrayLike | None = None
+        self,
+        X: object = None,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: npt.ArrayLike | None = None,
     ) -> int:
         """Return the number of folds :meth:`split` yields.
 
@@ -167,7 +170,7 @@ class MonthFoldSplitter:
 
     def split(
         self,
-        X: object,
+        X: object,  # noqa: N803 (scikit-learn protocol name)
         y: object = None,
         groups: npt.ArrayLike | None = None,
         *,
@@ -239,13 +242,13 @@ class MonthFoldSplitter:
             yield train.astype(np.intp), test.astype(np.intp)
 
     def _spans(
-        self, X: object, groups: npt.ArrayLike | None, timestamps: npt.ArrayLike | None
+        self, x: object, groups: npt.ArrayLike | None, timestamps: npt.ArrayLike | None
     ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.datetime64]]:
         if groups is not None and timestamps is not None:
             raise ValueError("timestamps must be given once: pass groups or timestamps, not both")
         source: Any = groups if groups is not None else timestamps
         if source is None:
-            source = getattr(X, "sample_timestamps", None)
+            source = getattr(x, "sample_timestamps", None)
         if source is None:
             raise ValueError(
                 "groups must hold per-sample datetime64 timestamps (or pass timestamps=...), "
@@ -259,7 +262,7 @@ class MonthFoldSplitter:
             )
         if np.isnat(ts).any():
             raise ValueError("groups must not contain NaT timestamps")
-        n = _num_samples(X)
+        n = _num_samples(x)
         if n is not None and n != ts.shape[0]:
             raise ValueError(
                 f"groups must have one row per sample of X ({n}), got {ts.shape[0]} rows"
@@ -274,10 +277,10 @@ def _month_index(ts: npt.NDArray[np.datetime64]) -> npt.NDArray[np.int64]:
     return ts.astype("datetime64[M]").astype(np.int64)
 
 
-def _num_samples(X: object) -> int | None:
-    shape = getattr(X, "shape", None)
+def _num_samples(x: object) -> int | None:
+    shape = getattr(x, "shape", None)
     if shape is not None and len(shape) > 0:
         return int(shape[0])
-    if hasattr(X, "__len__"):
-        return len(X)  # type: ignore[arg-type]
+    if hasattr(x, "__len__"):
+        return len(x)
     return None

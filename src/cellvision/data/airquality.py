@@ -117,8 +117,7 @@ class AirQuality:
             raise ValueError(f"values must be a 2-D float32 array, got {values!r}")
         if values.shape[0] != ts.shape[0]:
             raise ValueError(
-                f"values must have one row per timestamp ({ts.shape[0]}), "
-                f"got shape {values.shape}"
+                f"values must have one row per timestamp ({ts.shape[0]}), got shape {values.shape}"
             )
         cols = tuple(self.columns)
         if len(cols) != values.shape[1] or len(set(cols)) != len(cols):
@@ -211,7 +210,7 @@ class AirQuality:
         (8443, 366)
         """
         counts = np.isnan(self.values).sum(axis=0)
-        return {name: int(c) for name, c in zip(self.columns, counts)}
+        return {name: int(c) for name, c in zip(self.columns, counts, strict=True)}
 
     def select(self, columns: Sequence[str]) -> AirQuality:
         """Return a copy with only ``columns``, in the given order.
@@ -349,7 +348,9 @@ def _check_names(name: str, given: Iterable[str], valid: Sequence[str]) -> tuple
     return names
 
 
-def _fill_column(col: npt.NDArray[np.float32], method: str, limit: int | None) -> npt.NDArray[np.float32]:
+def _fill_column(
+    col: npt.NDArray[np.float32], method: str, limit: int | None
+) -> npt.NDArray[np.float32]:
     n = col.shape[0]
     valid = ~np.isnan(col)
     if valid.all() or not valid.any():
@@ -357,7 +358,7 @@ def _fill_column(col: npt.NDArray[np.float32], method: str, limit: int | None) -
     pos = np.arange(n)
     # index of the last valid reading at or before each row (-1 if none)
     prev = np.maximum.accumulate(np.where(valid, pos, -1))
-    out = col.copy()
+    out: npt.NDArray[np.float32] = np.array(col, dtype=np.float32)
     if method == "ffill":
         fill = ~valid & (prev >= 0)
         if limit is not None:

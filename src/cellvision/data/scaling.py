@@ -281,7 +281,9 @@ class ZScoreScaler:
             mean = np.asarray(state["mean"], dtype=np.float64)
             scale = np.asarray(state["scale"], dtype=np.float64)
         except (KeyError, TypeError) as exc:
-            raise ValueError(f"state must come from ZScoreScaler.state_dict, got {state!r}") from exc
+            raise ValueError(
+                f"state must come from ZScoreScaler.state_dict, got {state!r}"
+            ) from exc
         if mean.ndim != 1 or mean.shape != scale.shape or not np.all(scale > 0):
             raise ValueError(
                 f"state must hold equal-length 1-D mean and positive scale, got {state!r}"
@@ -312,8 +314,7 @@ class ZScoreScaler:
             raise TypeError(f"x must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
         if x.ndim == 0 or x.shape[-1] != mean.shape[0]:
             raise ValueError(
-                f"x must have {mean.shape[0]} features on its last axis, got shape "
-                f"{tuple(x.shape)}"
+                f"x must have {mean.shape[0]} features on its last axis, got shape {tuple(x.shape)}"
             )
         if not self.enabled:
             return x

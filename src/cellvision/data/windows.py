@@ -32,7 +32,9 @@ def _check_int(name: str, value: object, low: int) -> int:
     return int(value)
 
 
-def _check_columns(name: str, value: object, n_features: int, names: Sequence[str] | None) -> list[int]:
+def _check_columns(
+    name: str, value: object, n_features: int, names: Sequence[str] | None
+) -> list[int]:
     if isinstance(value, (int, str, np.integer)):
         value = [value]
     if not isinstance(value, Sequence) or isinstance(value, (bytes, str)) or not value:
@@ -338,7 +340,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         [2.0, 5.0]
         """
         x, y = self[list(indices)]
-        return list(zip(x.unbind(0), y.unbind(0)))
+        return list(zip(x.unbind(0), y.unbind(0), strict=True))
 
     def _batch_positions(self, index: object) -> torch.Tensor:
         n = len(self)
