@@ -517,9 +517,10 @@ def parse_air_quality(data: bytes | str, *, source: str = "<data>") -> AirQualit
             f"{source}, line 1: unexpected column(s) {unknown!r}; expected "
             f"{list(AIR_QUALITY_COLUMNS)!r}"
         )
+    repeated = sorted({n for n in measured if measured.count(n) > 1})
     missing = [n for n in AIR_QUALITY_COLUMNS if n not in measured]
-    if missing or len(measured) != len(AIR_QUALITY_COLUMNS):
-        what = f"missing column(s) {missing!r}" if missing else "repeated column names"
+    if repeated or missing:
+        what = f"repeated column(s) {repeated!r}" if repeated else f"missing column(s) {missing!r}"
         raise ValueError(f"{source}, line 1: {what} in header {_shown(header)}")
     order = [measured.index(n) for n in AIR_QUALITY_COLUMNS]
     n_fields = len(names)
