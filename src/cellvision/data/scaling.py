@@ -125,6 +125,8 @@ class ZScoreScaler:
             raise ValueError(f"x must be a 2-D (rows, features) array, got shape {data.shape}")
         if rows is not None:
             index = np.asarray(rows.cpu() if isinstance(rows, torch.Tensor) else rows)
+            if index.size == 0:
+                raise ValueError("rows must select at least one row, got none")
             if index.dtype == bool:
                 if index.shape != (data.shape[0],):
                     raise ValueError(
