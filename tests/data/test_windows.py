@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from cellvision.data.airquality import load_air_quality
+from cellvision.data.scaling import ZScoreScaler
 from cellvision.data.windows import SlidingWindowDataset
 
 
@@ -262,3 +263,49 @@ def test_bad_indices_and_missing_timestamps() -> None:
         ds[[True, False]]
     with pytest.raises(ValueError, match="timestamps must be given"):
         _ = ds.sample_timestamps
+
+
+def test_fill_inputs_keeps_targets_as_measured() -> None:
+    aq = load_air_quality(drop_columns=["NMHC(GT)"])
+    raw = SlidingWindowDataset.from_air_quality(aq)
+    filled = SlidingWindowDataset.from_air_quality(aq, fill_inputs="ffill")
+    j = aq.column_index("C6H6(GT)")
+    np.testing.assert_array_equal(filled.end_rows, raw.end_rows)  # same samples
+    np.testing.assert_array_equal(filled.targets[:, 0].numpy(), aq.values[:, j])
+    benzene_history = filled.series[:, j].numpy()
+    assert np.isnan(benzene_history).sum() < np.isnan(aq.values[:, j]).sum()
+    i = 500
+    t = int(filled.end_rows[i])
+    np.testing.assert_array_equal(filled[i][1].numpy(), aq.values[t + 1, [j]])
+
+
+def test_scaled_matches_manual_z_scores() -> None:
+    series = random_series(30, 3, 0.1, seed=2)
+    ds = SlidingWindowDataset(series, window=4, target_columns=[1])
+    train = np.arange(0, len(ds) // 2)
+    rows = ds.covered_rows(train)
+    scaler = ZScoreScaler().fit(series, rows=rows)
+    mean = np.nanmean(series[rows].astype(np.float64), axis=0)
+    std = np.nanstd(series[rows].astype(np.float64), axis=0)
+    manual = ((series - mean) / std).astype(np.float32)
+    scaled = ds.scaled(scaler)
+    assert len(scaled) == len(ds)
+    for i in (0, len(ds) - 1):
+        t = int(ds.end_rows[i])
+        np.testing.assert_allclose(scaled[i][0].numpy(), manual[t - 3 : t + 1], rtol=1e-5)
+        np.testing.assert_allclose(scaled[i][1].numpy(), manual[t + 1, [1]], rtol=1e-5)
+        back = scaler.inverse_transform(scaled[i][1], columns=list(ds.target_columns))
+        np.testing.assert_allclose(back.numpy(), series[t + 1, [1]], rtol=1e-5)
+
+
+def test_with_series_checks_shapes() -> None:
+    ds = SlidingWindowDataset(np.zeros((6, 2), np.float32), window=2)
+    with pytest.raises(ValueError, match=r"series must have shape \(6, 2\), got \(6, 3\)"):
+        ds.with_series(np.zeros((6, 3)))
+    with pytest.raises(ValueError, match="targets must not be given"):
+        ds.with_series(np.zeros((6, 2)), targets=np.zeros(6))
+    separate = SlidingWindowDataset(np.zeros((6, 2), np.float32), window=2, targets=np.ones(6))
+    with pytest.raises(ValueError, match="targets must be given"):
+        separate.with_series(np.zeros((6, 2)))
+    with pytest.raises(ValueError, match=r"targets must have shape \(6, 1\)"):
+        SlidingWindowDataset(np.zeros((6, 2), np.float32), window=2, targets=np.ones((6, 2)))

@@ -9,6 +9,7 @@ the data set costs the series itself plus one ``int32`` row index per sample.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
-from cellvision.data.airquality import AirQuality
+from cellvision.data.airquality import AirQuality, FillMethod
+from cellvision.data.scaling import ZScoreScaler
 
 __all__ = ["SlidingWindowDataset"]
 
@@ -94,6 +96,10 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         Steps from the window's last row to the target row (1 = the next step).
     target_columns : int, str or sequence, default 0
         Column indices (or names, with ``columns``) of the targets.
+    targets : torch.Tensor or array_like, optional
+        Shape ``(T, n_targets)`` (or ``(T,)`` for one target): the values to predict for
+        ``target_columns`` when they differ from the inputs' copy, e.g. inputs
+        forward-filled but targets as measured. Default ``series[:, target_columns]``.
     input_columns : sequence, optional
         Input column indices or names; default all columns (the targets' past included).
     timestamps : array_like of datetime64, optional
@@ -140,6 +146,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         horizon: int = 1,
         target_columns: int | str | Sequence[int | str] = 0,
         input_columns: Sequence[int | str] | None = None,
+        targets: torch.Tensor | npt.ArrayLike | None = None,
         timestamps: npt.ArrayLike | None = None,
         columns: Sequence[str] | None = None,
         drop_incomplete_inputs: bool = False,
@@ -173,7 +180,19 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.input_columns = tuple(in_cols)
         self.series = data
         inputs = _columns_view(data, in_cols)
-        self._targets = _columns_view(data, list(self.target_columns))
+        if targets is None:
+            self._targets = _columns_view(data, list(self.target_columns))
+        else:
+            target_data = _as_float_tensor(targets)
+            if target_data.ndim == 1:
+                target_data = target_data[:, None]
+            if target_data.shape != (n_rows, len(self.target_columns)):
+                raise ValueError(
+                    f"targets must have shape ({n_rows}, {len(self.target_columns)}), got "
+                    f"{tuple(target_data.shape)}"
+                )
+            self._targets = target_data
+        self._separate_targets = targets is not None
         # (T - window + 1, window, F_in): one strided view, window k starts at row k.
         self._windows = inputs.unfold(0, self.window, 1).transpose(1, 2)
 
@@ -219,6 +238,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         window: int = 48,
         horizon: int = 1,
         input_columns: Sequence[str] | None = None,
+        fill_inputs: FillMethod = "none",
         drop_incomplete_inputs: bool = False,
     ) -> SlidingWindowDataset:
         """Build windows over an :class:`~cellvision.data.airquality.AirQuality` object.
@@ -235,6 +255,11 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             As for the constructor (defaults 48 and 1: the next hour from two days).
         input_columns : sequence of str, optional
             Input column names; default all columns.
+        fill_inputs : {"none", "ffill", "linear"}, default "none"
+            Fill missing *input* readings (the targets' own history included) with
+            :meth:`~cellvision.data.airquality.AirQuality.fill_missing`; the targets stay
+            as measured, so samples with a missing target are still skipped. ``"ffill"`` is
+            causal; ``"linear"`` can carry later readings into a window.
         drop_incomplete_inputs : bool, default False
             Skip samples with a missing input value.
 
@@ -254,14 +279,20 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         >>> ds = SlidingWindowDataset.from_air_quality(load_air_quality())
         >>> len(ds), ds[0][0].shape
         (8943, torch.Size([48, 13]))
+        >>> filled = SlidingWindowDataset.from_air_quality(load_air_quality(), fill_inputs="ffill")
+        >>> len(filled), bool(torch.isnan(filled.targets).any())  # targets not filled
+        (8943, True)
         """
-        targets = [target] if isinstance(target, str) else list(target)
+        names = [target] if isinstance(target, str) else list(target)
+        target_idx = [data.column_index(n) for n in names]
+        filled = data.fill_missing(fill_inputs)
         return cls(
-            torch.from_numpy(data.values),
+            torch.from_numpy(filled.values),
             window=window,
             horizon=horizon,
-            target_columns=targets,
+            target_columns=names,
             input_columns=input_columns,
+            targets=None if filled is data else data.values[:, target_idx],
             timestamps=data.timestamps,
             columns=data.columns,
             drop_incomplete_inputs=drop_incomplete_inputs,
@@ -472,6 +503,119 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         delta.index_add_(0, end + self.horizon + 1, -torch.ones_like(end))
         covered = delta.cumsum(0)[:n_rows] > 0
         return torch.nonzero(covered).reshape(-1).numpy().astype(np.int64)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """Target values for every series row, shape ``(T, n_targets)`` (``NaN`` = missing).
+
+        Returns
+        -------
+        torch.Tensor
+            A view of the series' target columns, or the separate ``targets`` given.
+
+        Examples
+        --------
+        >>> SlidingWindowDataset(torch.arange(6.0).reshape(3, 2), window=1,
+        ...                      target_columns=[1]).targets[:, 0]
+        tensor([1., 3., 5.])
+        """
+        return self._targets
+
+    def with_series(
+        self,
+        series: torch.Tensor | npt.ArrayLike,
+        targets: torch.Tensor | npt.ArrayLike | None = None,
+    ) -> SlidingWindowDataset:
+        """Return a data set with the same samples over new values of the same shape.
+
+        Used to swap in a transformed (e.g. z-scored) series without re-deriving which
+        samples exist, so the sample indices of a split stay valid.
+
+        Parameters
+        ----------
+        series : torch.Tensor or array_like
+            Shape ``(T, F)`` like :attr:`series`.
+        targets : torch.Tensor or array_like, optional
+            New separate targets ``(T, n_targets)``; required when this data set was built
+            with separate ``targets``, not allowed otherwise.
+
+        Returns
+        -------
+        SlidingWindowDataset
+            Same windows, horizon, columns, timestamps and samples.
+
+        Raises
+        ------
+        ValueError
+            If a shape differs or ``targets`` is missing or unexpected.
+
+        Examples
+        --------
+        >>> ds = SlidingWindowDataset(torch.arange(8.0).reshape(4, 2), window=2)
+        >>> ds.with_series(ds.series * 10)[0][1]
+        tensor([40.])
+        """
+        data = _as_float_tensor(series)
+        if data.shape != self.series.shape:
+            raise ValueError(
+                f"series must have shape {tuple(self.series.shape)}, got {tuple(data.shape)}"
+            )
+        if self._separate_targets != (targets is not None):
+            need = "must" if self._separate_targets else "must not"
+            raise ValueError(
+                f"targets {need} be given: this data set was built "
+                f"{'with' if self._separate_targets else 'without'} separate targets"
+            )
+        clone = copy.copy(self)
+        clone.series = data
+        inputs = _columns_view(data, list(self.input_columns))
+        clone._windows = inputs.unfold(0, self.window, 1).transpose(1, 2)
+        if targets is None:
+            clone._targets = _columns_view(data, list(self.target_columns))
+        else:
+            target_data = _as_float_tensor(targets)
+            if target_data.ndim == 1:
+                target_data = target_data[:, None]
+            if target_data.shape != self._targets.shape:
+                raise ValueError(
+                    f"targets must have shape {tuple(self._targets.shape)}, got "
+                    f"{tuple(target_data.shape)}"
+                )
+            clone._targets = target_data
+        return clone
+
+    def scaled(self, scaler: ZScoreScaler) -> SlidingWindowDataset:
+        """Return the same samples over the series (and targets) transformed by ``scaler``.
+
+        Parameters
+        ----------
+        scaler : ZScoreScaler
+            Fitted on the series columns, typically on :meth:`covered_rows` of a fold's
+            training samples.
+
+        Returns
+        -------
+        SlidingWindowDataset
+            Inputs and targets in scaled units; map predictions back with
+            ``scaler.inverse_transform(pred, columns=ds.target_columns)``.
+
+        Raises
+        ------
+        ValueError
+            If the scaler was fitted on a different number of columns.
+
+        Examples
+        --------
+        >>> ds = SlidingWindowDataset(torch.tensor([[0.0], [2.0], [4.0]]), window=1)
+        >>> scaler = ZScoreScaler().fit(ds.series, rows=ds.covered_rows([0]))
+        >>> ds.scaled(scaler)[0]
+        (tensor([[-1.]]), tensor([1.]))
+        """
+        new_series = scaler.transform(self.series)
+        if not self._separate_targets:
+            return self.with_series(new_series)
+        new_targets = scaler.transform(self._targets, columns=list(self.target_columns))
+        return self.with_series(new_series, new_targets)
 
     def nbytes(self) -> int:
         """Return the bytes held by the data set's own tensors (shared storage counted once).
