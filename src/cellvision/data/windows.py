@@ -636,7 +636,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         Examples
         --------
         >>> ds = SlidingWindowDataset(torch.zeros(100, 12), window=10)
-        >>> ds.nbytes(), ds.series.untyped_storage().nbytes()  # + 4 bytes per sample
+        >>> ds.nbytes(), ds.series.untyped_storage().nbytes()  # + index + offsets
         (5240, 4800)
         """
         storages: dict[int, int] = {}
