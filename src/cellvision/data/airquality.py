@@ -377,8 +377,11 @@ def _fill_column(
 
 
 # ---------------------------------------------------------------------------- parsing
-def _shown(text: str) -> str:
-    return repr(text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "...")
+def _shown(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= _MAX_SHOWN else value[:_MAX_SHOWN] + "...")
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
 
 
 def _decode(data: bytes, source: str) -> str:
@@ -494,6 +497,11 @@ def parse_air_quality(data: bytes | str, *, source: str = "<data>") -> AirQualit
         if len(text.strip()) == 0:
             raise ValueError(f"{source}: the file is empty, expected a header and data rows")
         raise ValueError(f"{source}, line 1: expected a header row starting with 'Date', got ''")
+    if "\r" in header:
+        raise ValueError(
+            f"{source}, line 1: found a carriage return inside the line (only LF or CRLF line "
+            f"ends are supported): {_shown(header)}"
+        )
     if header.startswith("Date;"):
         delimiter = ";"
     elif header.startswith("Date,"):
@@ -514,7 +522,7 @@ def parse_air_quality(data: bytes | str, *, source: str = "<data>") -> AirQualit
     unknown = [n for n in measured if n not in AIR_QUALITY_COLUMNS]
     if unknown:
         raise ValueError(
-            f"{source}, line 1: unexpected column(s) {unknown!r}; expected "
+            f"{source}, line 1: unexpected column(s) {_shown(unknown)}; expected "
             f"{list(AIR_QUALITY_COLUMNS)!r}"
         )
     repeated = sorted({n for n in measured if measured.count(n) > 1})
