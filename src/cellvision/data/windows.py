@@ -218,9 +218,9 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             )
         self.drop_incomplete_inputs = drop_incomplete_inputs
         end = torch.arange(self.window - 1, n_rows - self.horizon)
-        keep = ~torch.isnan(self._targets[end + self.horizon]).any(dim=1)
+        keep = ~torch.isnan(self._targets[end + self.horizon]).any(dim=1).cpu()
         if drop_incomplete_inputs:
-            bad_row = torch.isnan(inputs).any(dim=1).to(torch.int64)
+            bad_row = torch.isnan(inputs).any(dim=1).to("cpu", torch.int64)
             bad_before = torch.cat([torch.zeros(1, dtype=torch.int64), bad_row.cumsum(0)])
             keep &= (bad_before[end + 1] - bad_before[end + 1 - self.window]) == 0
         # int32 keeps the index at 4 bytes per sample (the series is 4 * F bytes per row).
@@ -355,8 +355,9 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         ends = self._end_rows[self._batch_positions(index)].to(torch.int64)
         rows = (ends[:, None] + self._offsets).reshape(-1)
         # index_select: a plain row gather, much cheaper than advanced indexing on CPU.
-        x = torch.index_select(self._inputs, 0, rows).view(ends.numel(), self.window, -1)
-        return x, torch.index_select(self._targets, 0, ends + self.horizon)
+        x = torch.index_select(self._inputs, 0, rows.to(self._inputs.device))
+        y = torch.index_select(self._targets, 0, (ends + self.horizon).to(self._targets.device))
+        return x.view(ends.numel(), self.window, -1), y
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Fetch many samples with one gather (used by ``DataLoader`` automatic batching).
