@@ -309,3 +309,12 @@ def test_with_series_checks_shapes() -> None:
         separate.with_series(np.zeros((6, 2)))
     with pytest.raises(ValueError, match=r"targets must have shape \(6, 1\)"):
         SlidingWindowDataset(np.zeros((6, 2), np.float32), window=2, targets=np.ones((6, 2)))
+
+
+def test_numpy_inputs_are_shared_or_converted_once() -> None:
+    shared = np.arange(12, dtype=np.float32).reshape(6, 2)
+    ds = SlidingWindowDataset(shared, window=2)
+    assert ds.series.data_ptr() == shared.ctypes.data  # float32 array: no copy
+    converted = SlidingWindowDataset(shared.astype(np.float64), window=2)
+    assert converted.series.dtype == torch.float32
+    torch.testing.assert_close(converted[1][0], ds[1][0])

@@ -88,8 +88,10 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     Parameters
     ----------
     series : torch.Tensor or array_like
-        Shape ``(T, F)``. A contiguous float32 tensor or array is used without copying
-        (numpy arrays through :func:`torch.from_numpy`); anything else is converted once.
+        Shape ``(T, F)``. A floating-point tensor is used as it is and a float32 NumPy
+        array is shared through :func:`torch.from_numpy` (no copy; single samples are views,
+        so writing into them writes into the series); anything else is converted once to
+        float32.
     window : int, default 48
         Number of input steps.
     horizon : int, default 1
