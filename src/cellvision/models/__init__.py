@@ -16,10 +16,13 @@ from cellvision.models._registry import (
     register_model,
     unwrap_model,
 )
+from cellvision.models.recurrent import RecurrentConfig, RecurrentRegressor
 
 __all__ = [
     "ConfigurableModel",
     "ModelEntry",
+    "RecurrentConfig",
+    "RecurrentRegressor",
     "create_model",
     "get_model_entry",
     "list_models",

@@ -1,0 +1,286 @@
+"""Cross-validation splitters following the scikit-learn protocol.
+
+:class:`MonthFoldSplitter` withholds groups of calendar months (ignoring the year) and
+purges samples whose time span straddles a fold boundary.
+"""
+
+from __future__ import annotations
+
+import calendar
+import warnings
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MonthFoldSplitter"]
+
+_EMPTY_POLICIES = ("raise", "skip")
+
+
+class MonthFoldSplitter:
+    """Folds of consecutive calendar months, with purging of boundary-straddling samples.
+
+    The twelve calendar months are grouped into ``12 // months_per_fold`` folds of
+    consecutive months (default 2: Jan-Feb, Mar-Apr, ..., Nov-Dec); the year is ignored,
+    so March 2004 and March 2005 fall in the same fold. Each fold withholds its months.
+
+    Every sample has a time span: a single timestamp, or for windowed samples the span from
+    the earliest to the latest of its timestamps (window start, window end, target). A
+    sample is a *test* sample of a fold when its whole span lies in the fold's months, and a
+    *training* sample when its span, widened by ``gap_hours`` on both sides, touches none
+    of them. Samples in neither set (they straddle a boundary) are dropped from that fold.
+
+    Follows scikit-learn's splitter protocol, so it can be passed as ``cv`` to
+    :func:`sklearn.model_selection.cross_validate` with the timestamps as ``groups``.
+
+    Parameters
+    ----------
+    months_per_fold : int, default 2
+        Consecutive calendar months per fold; must divide 12 and be below 12.
+    gap_hours : int, default 0
+        Extra purge margin: training samples must be at least this many hours away from
+        every held-out month.
+    empty : {"raise", "skip"}, default "raise"
+        What to do with a fold that has no test or no training samples: raise
+        ``ValueError``, or skip it with a :class:`UserWarning`.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is invalid.
+    TypeError
+        If an integer parameter has the wrong type.
+
+    Examples
+    --------
+    >>> ts = np.arange("2004-01-01", "2005-01-01", dtype="datetime64[D]")
+    >>> splitter = MonthFoldSplitter(months_per_fold=6)
+    >>> splitter.get_n_splits(), splitter.fold_names
+    (2, ('Jan-Jun', 'Jul-Dec'))
+    >>> [(len(train), len(test)) for train, test in splitter.split(ts, groups=ts)]
+    [(184, 182), (182, 184)]
+
+    Windowed samples: pass ``(start, end, target)`` rows; straddling samples are purged.
+
+    >>> spans = np.stack([ts[:-2], ts[1:-1], ts[2:]], axis=1)  # 3-day windows
+    >>> [(len(train), len(test)) for train, test in splitter.split(spans, groups=spans)]
+    [(182, 180), (180, 182)]
+    """
+
+    def __init__(
+        self,
+        months_per_fold: int = 2,
+        *,
+        gap_hours: int = 0,
+        empty: Literal["raise", "skip"] = "raise",
+    ) -> None:
+        if isinstance(months_per_fold, bool) or not isinstance(months_per_fold, int):
+            raise TypeError(
+                f"months_per_fold must be an integer dividing 12, got {months_per_fold!r}"
+            )
+        if months_per_fold <= 0 or months_per_fold >= 12 or 12 % months_per_fold:
+            raise ValueError(
+                "months_per_fold must be one of (1, 2, 3, 4, 6) so that the folds tile the "
+                f"year, got {months_per_fold!r}"
+            )
+        if isinstance(gap_hours, bool) or not isinstance(gap_hours, int):
+            raise TypeError(f"gap_hours must be a non-negative integer, got {gap_hours!r}")
+        if gap_hours < 0:
+            raise ValueError(f"gap_hours must be a non-negative integer, got {gap_hours!r}")
+        if empty not in _EMPTY_POLICIES:
+            raise ValueError(f"empty must be one of {_EMPTY_POLICIES!r}, got {empty!r}")
+        self.months_per_fold = months_per_fold
+        self.gap_hours = gap_hours
+        self.empty = empty
+
+    def __repr__(self) -> str:
+        return (
+            f"MonthFoldSplitter(months_per_fold={self.months_per_fold}, "
+            f"gap_hours={self.gap_hours}, empty={self.empty!r})"
+        )
+
+    @property
+    def fold_months(self) -> tuple[tuple[int, ...], ...]:
+        """The calendar months (1-12) withheld by each fold.
+
+        Returns
+        -------
+        tuple of tuple of int
+            One tuple of months per fold.
+
+        Examples
+        --------
+        >>> MonthFoldSplitter(4).fold_months
+        ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12))
+        """
+        k = self.months_per_fold
+        return tuple(tuple(range(f * k + 1, f * k + k + 1)) for f in range(12 // k))
+
+    @property
+    def fold_names(self) -> tuple[str, ...]:
+        """Short names of the folds, e.g. ``"Mar-Apr"``.
+
+        Returns
+        -------
+        tuple of str
+            One name per fold.
+
+        Examples
+        --------
+        >>> MonthFoldSplitter().fold_names[:2]
+        ('Jan-Feb', 'Mar-Apr')
+        """
+        abbr = calendar.month_abbr
+        return tuple(
+            abbr[m[0]] if len(m) == 1 else f"{abbr[m[0]]}-{abbr[m[-1]]}" for m in self.fold_months
+        )
+
+    def get_n_splits(
+        self,
+        X: object = None,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: npt.ArrayLike | None = None,
+    ) -> int:
+        """Return the number of folds :meth:`split` yields.
+
+        Parameters
+        ----------
+        X, y : object
+            Ignored unless ``empty="skip"`` (then used like in :meth:`split`).
+        groups : array_like of datetime64, optional
+            With ``empty="skip"``, the timestamps used to count the non-empty folds.
+
+        Returns
+        -------
+        int
+            ``12 // months_per_fold``, or the number of non-empty folds when skipping.
+
+        Examples
+        --------
+        >>> MonthFoldSplitter().get_n_splits()
+        6
+        """
+        if self.empty == "skip" and (groups is not None or hasattr(X, "sample_timestamps")):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return sum(1 for _ in self.split(X, y, groups))
+        return 12 // self.months_per_fold
+
+    def split(
+        self,
+        X: object,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: npt.ArrayLike | None = None,
+        *,
+        timestamps: npt.ArrayLike | None = None,
+    ) -> Iterator[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+        """Yield ``(train_indices, test_indices)`` for each fold.
+
+        Parameters
+        ----------
+        X : object
+            The samples; only its length is used (checked against the timestamps).
+            An object with a ``sample_timestamps`` attribute (such as
+            :class:`~cellvision.data.windows.SlidingWindowDataset`) supplies the timestamps
+            when neither ``groups`` nor ``timestamps`` is given.
+        y : object
+            Ignored (protocol compatibility).
+        groups : array_like of datetime64, optional
+            Per-sample timestamps, shape ``(N,)`` or ``(N, k)`` (e.g. window start, window
+            end and target).
+        timestamps : array_like of datetime64, optional
+            The same, by keyword; give one of ``groups`` and ``timestamps``.
+
+        Yields
+        ------
+        train, test : numpy.ndarray
+            Sorted ``intp`` sample indices.
+
+        Raises
+        ------
+        ValueError
+            If no timestamps are available, they are not datetime64, contain NaT, do not
+            match the length of ``X``, or a fold is empty with ``empty="raise"``.
+
+        Examples
+        --------
+        >>> ts = np.array(["2004-01-15", "2004-02-15", "2004-03-15", "2005-03-15"],
+        ...               dtype="datetime64[D]")
+        >>> folds = MonthFoldSplitter(months_per_fold=2, empty="skip")
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     [(tr.tolist(), te.tolist()) for tr, te in folds.split(ts, groups=ts)]
+        [([2, 3], [0, 1]), ([0, 1], [2, 3])]
+        """
+        lo, hi = self._spans(X, groups, timestamps)
+        gap = np.timedelta64(self.gap_hours, "h")
+        m_lo, m_hi = _month_index(lo), _month_index(hi)
+        g_lo, g_hi = _month_index(lo - gap), _month_index(hi + gap)
+        first = int(g_lo.min()) if g_lo.size else 0
+        last = int(g_hi.max()) if g_hi.size else 0
+        months = np.arange(first, last + 1)
+        for fold, names in enumerate(self.fold_names):
+            held = (months % 12) // self.months_per_fold == fold
+            before = np.concatenate([[0], np.cumsum(held)])
+            n_test_months = before[m_hi - first + 1] - before[m_lo - first]
+            test = np.flatnonzero(n_test_months == m_hi - m_lo + 1)
+            train = np.flatnonzero(before[g_hi - first + 1] - before[g_lo - first] == 0)
+            if test.size == 0 or train.size == 0:
+                side = "test" if test.size == 0 else "training"
+                message = (
+                    f"fold {fold} ({names}) has no {side} samples: no sample's whole span lies "
+                    f"{'inside' if side == 'test' else 'outside'} these months"
+                    + (f" (gap_hours={self.gap_hours})" if self.gap_hours else "")
+                )
+                if self.empty == "raise":
+                    raise ValueError(message + "; pass empty='skip' to skip such folds")
+                warnings.warn(message + "; skipping it", UserWarning, stacklevel=2)
+                continue
+            yield train.astype(np.intp), test.astype(np.intp)
+
+    def _spans(
+        self, x: object, groups: npt.ArrayLike | None, timestamps: npt.ArrayLike | None
+    ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.datetime64]]:
+        if groups is not None and timestamps is not None:
+            raise ValueError("timestamps must be given once: pass groups or timestamps, not both")
+        source: Any = groups if groups is not None else timestamps
+        if source is None:
+            source = getattr(x, "sample_timestamps", None)
+        if source is None:
+            raise ValueError(
+                "groups must hold per-sample datetime64 timestamps (or pass timestamps=...), "
+                "got None"
+            )
+        ts = np.asarray(source)
+        if ts.dtype.kind != "M" or ts.ndim not in (1, 2) or (ts.ndim == 2 and ts.shape[1] == 0):
+            raise ValueError(
+                "groups must be datetime64 timestamps of shape (n_samples,) or "
+                f"(n_samples, k), got {ts.dtype} array of shape {ts.shape}"
+            )
+        if np.isnat(ts).any():
+            raise ValueError("groups must not contain NaT timestamps")
+        n = _num_samples(x)
+        if n is not None and n != ts.shape[0]:
+            raise ValueError(
+                f"groups must have one row per sample of X ({n}), got {ts.shape[0]} rows"
+            )
+        ts = ts.astype("datetime64[s]")
+        if ts.ndim == 1:
+            return ts, ts
+        return ts.min(axis=1), ts.max(axis=1)
+
+
+def _month_index(ts: npt.NDArray[np.datetime64]) -> npt.NDArray[np.int64]:
+    return ts.astype("datetime64[M]").astype(np.int64)
+
+
+def _num_samples(x: object) -> int | None:
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    if hasattr(x, "__len__"):
+        return len(x)
+    return None
