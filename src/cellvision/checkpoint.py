@@ -254,13 +254,15 @@ def _read(path: Path, map_location: Any) -> Any:
             raise UnsafeCheckpointError(
                 f"refusing to load {str(path)!r}: it contains pickled objects other than "
                 "tensors and plain containers, which could run arbitrary code; nothing in it "
-                f"was executed ({first_line})"
+                f"was run ({first_line})"
             ) from exc
         raise ValueError(
             f"path must be a checkpoint written by save_checkpoint, got unreadable "
             f"file {str(path)!r} ({first_line})"
         ) from exc
-    except (RuntimeError, EOFError) as exc:
+    except OSError:
+        raise
+    except Exception as exc:  # torch's readers raise many types on corrupt or foreign files
         raise ValueError(
             f"path must be a checkpoint written by save_checkpoint, got unreadable "
             f"file {str(path)!r} ({exc})"
