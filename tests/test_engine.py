@@ -147,6 +147,43 @@ def test_early_stopping_after_patience_epochs_without_improvement() -> None:
     assert len(snapshots) == 4  # the callback ran once per completed epoch
 
 
+def test_undefined_monitor_values_never_count_as_improvements() -> None:
+    history, _, _ = fit_with_script([0.5, math.nan, 0.4, 0.6], mode="max", patience=2)
+    assert history.stopped_early
+    assert len(history) == 3
+    assert history.best_epoch() == 0
+
+
+class NoneReport:
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.value}
+
+
+def test_none_from_a_report_is_treated_as_undefined() -> None:
+    class NoneThenValue(ScriptedMetric):
+        def compute(self) -> NoneReport:  # type: ignore[override]
+            value = next(self._values)
+            return NoneReport(None if math.isnan(value) else value)
+
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3)
+    train, val = blob_loaders()
+    history = fit(
+        model,
+        train,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        epochs=3,
+        val_loader=val,
+        metrics=NoneThenValue([math.nan, 0.2, 0.1]),
+        monitor="val_score",
+    )
+    assert history.values("val_score") == [None, 0.2, 0.1]
+    assert history.best_epoch() == 2
+
+
 def test_min_delta_requires_a_large_enough_improvement() -> None:
     history, _, _ = fit_with_script([0.5, 0.45, 0.44, 0.43], patience=2, min_delta=0.1)
     assert len(history) == 3

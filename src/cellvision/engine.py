@@ -999,7 +999,8 @@ def fit(
     ValueError
         If ``epochs`` or ``patience`` is not a positive integer, ``mode`` is invalid,
         ``min_delta`` is negative, or ``monitor`` is not a numeric key of the records (the
-        message lists the keys).
+        message lists the keys). A ``None`` or NaN value (an undefined metric) is accepted and
+        never counts as an improvement.
 
     Examples
     --------
@@ -1070,13 +1071,14 @@ def fit(
             timing["val_seconds"] = result.seconds
         history.append(record, timing)
 
-        value = record.get(monitor)
-        if not _is_number(value):
+        raw = record.get(monitor)
+        if monitor not in record or not (raw is None or _is_number(raw)):
             raise ValueError(
                 f"monitor must name a numeric record key, one of "
                 f"{[k for k, v in record.items() if _is_number(v)]!r}, got {monitor!r}"
             )
-        value = float(value)  # type: ignore[arg-type]
+        # Reports write undefined values (e.g. a metric over an absent class) as None.
+        value = math.nan if raw is None else float(raw)
         improved = math.isfinite(value) and (
             best_value is None
             or (value < best_value - min_delta if mode == "min" else value > best_value + min_delta)
