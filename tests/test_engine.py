@@ -360,6 +360,8 @@ def test_evaluate_rejects_bad_arguments() -> None:
         evaluate(model, [])
     with pytest.raises(TypeError, match=r"loader must yield \(inputs, targets\) pairs"):
         evaluate(model, [x])
+    with pytest.raises(TypeError, match=r"pairs, got a tuple of 3 items"):
+        evaluate(model, [(x, y, y)])
     with pytest.raises(ValueError, match="device must be a valid torch device"):
         evaluate(model, loader, device="gpu:zero")
 

@@ -224,7 +224,8 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "model_name": name,
         "config": _config_data(config),
-        "state_dict": dict(inner.state_dict()),
+        # The OrderedDict keeps its _metadata (per-module versions used by load_state_dict).
+        "state_dict": inner.state_dict(),
         "optimizer_state_dict": optimizer_state,
         "epoch": epoch,
         "extra": extra,

@@ -222,10 +222,12 @@ def _progress(iterable: Iterable[Any], progress: object, desc: str) -> Iterable[
 
 def _move_batch(batch: object, device: torch.device, non_blocking: bool) -> tuple[Tensor, Tensor]:
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-        raise TypeError(
-            "loader must yield (inputs, targets) pairs, got "
-            f"{type(batch).__name__}{'' if not isinstance(batch, (tuple, list)) else len(batch)}"
+        what = (
+            f"a {type(batch).__name__} of {len(batch)} items"
+            if isinstance(batch, (tuple, list))
+            else type(batch).__name__
         )
+        raise TypeError(f"loader must yield (inputs, targets) pairs, got {what}")
     x, y = batch
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise TypeError(
