@@ -14,6 +14,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F  # noqa: N812
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, mean_squared_error
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -720,3 +722,42 @@ def test_evaluate_syncs_metrics_and_loss_across_two_ranks(tmp_path: Any) -> None
         assert got["n"] == 40
         assert got["loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
         assert got["acc"] == pytest.approx(accuracy_score(y, logits.argmax(1)))
+
+
+def test_grad_scaler_path_unscales_before_clipping() -> None:
+    # The float16 path needs CUDA; a CPU GradScaler exercises the same scale -> unscale_ ->
+    # clip -> step -> update sequence. Clipping scaled gradients would leave norm 0.5 / scale.
+    x, y = make_blobs(32)
+    loader = DataLoader(TensorDataset(100.0 * x, y), batch_size=16)
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3)
+    optimizer = RecordingSGD(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    train_one_epoch(model, loader, optimizer, grad_clip_norm=0.5, grad_scaler=scaler)
+    assert len(optimizer.grads) == 2
+    for grad in optimizer.grads:
+        assert grad.norm().item() == pytest.approx(0.5, rel=1e-5)
+    assert scaler.get_scale() == 1024.0  # finite gradients: scale kept, steps taken
+
+
+@settings(max_examples=15)
+@given(
+    n=st.integers(min_value=1, max_value=40),
+    batch_size=st.integers(min_value=1, max_value=16),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_epoch_loss_is_the_sample_weighted_mean_for_any_batching(
+    n: int, batch_size: int, seed: int
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+    model = nn.Linear(4, 3)
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch_size)
+    stats = train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.0))
+    result = evaluate(model, loader, loss_fn=F.cross_entropy)
+    with torch.no_grad():
+        full = F.cross_entropy(model(x), y).item()
+    assert stats.n_samples == result.n_samples == n
+    assert stats.loss == pytest.approx(full, rel=1e-5)
+    assert result.loss == pytest.approx(full, rel=1e-5)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
