@@ -151,5 +151,7 @@ def test_extract_features_rejects_bad_models_and_loaders() -> None:
         extract_features(Flat(), loader)
     with pytest.raises(ValueError, match="empty loader"):
         extract_features(MLPClassifier(MLPConfig()), [])
+    with pytest.raises(ValueError, match="device must be a valid torch device"):
+        extract_features(MLPClassifier(MLPConfig()), loader, device="gpu:zero")
     with pytest.raises(TypeError, match=r"\(inputs, targets\) pairs"):
         extract_features(MLPClassifier(MLPConfig()), [x])

@@ -53,7 +53,8 @@ def extract_features(
         If the model has no ``forward_features`` or the loader does not yield
         ``(inputs, targets)`` tensor pairs.
     ValueError
-        If the loader is empty or ``forward_features`` does not return a ``(B, D)`` tensor.
+        If the loader is empty, ``device`` is invalid or ``forward_features`` does not return a
+        ``(B, D)`` tensor.
 
     Examples
     --------
@@ -82,7 +83,10 @@ def extract_features(
         first = next(iter(inner.parameters()), None)
         dev = first.device if first is not None else torch.device("cpu")
     else:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be a valid torch device, got {device!r}") from exc
     non_blocking = dev.type == "cuda"
 
     features: list[Tensor] = []
