@@ -41,6 +41,11 @@ class Probe(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
 
+    def example_input(
+        self, batch_size: int = 2, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return torch.randn(batch_size, self.config.width, generator=generator)
+
 
 def test_create_applies_preset_then_overrides() -> None:
     model = create_model("test_probe_big")
