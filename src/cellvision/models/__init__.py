@@ -16,10 +16,16 @@ from cellvision.models._registry import (
     register_model,
     unwrap_model,
 )
+from cellvision.models.convnet import ConvNet, ConvNetConfig
+from cellvision.models.vit import ViT, ViTConfig
 
 __all__ = [
     "ConfigurableModel",
+    "ConvNet",
+    "ConvNetConfig",
     "ModelEntry",
+    "ViT",
+    "ViTConfig",
     "create_model",
     "get_model_entry",
     "list_models",
