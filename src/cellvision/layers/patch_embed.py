@@ -13,7 +13,9 @@ from cellvision.layers._checks import check_image_batch
 
 __all__ = ["PATCH_REMAINDER_POLICIES", "PatchEmbed", "PatchRemainder", "patch_grid_size"]
 
+#: Policy for an image side that is not a multiple of the patch size (see :func:`patch_grid_size`).
 PatchRemainder = Literal["pad", "crop", "raise"]
+#: The accepted :data:`PatchRemainder` values.
 PATCH_REMAINDER_POLICIES: tuple[PatchRemainder, ...] = ("pad", "crop", "raise")
 
 
