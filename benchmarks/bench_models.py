@@ -12,8 +12,8 @@ MLP 2048, 3 blocks, batch 64):
    GFLOP/s. Target >= 0.85.
 4. ConvNet train step at the original config (66x66x1, batch 64), for reference.
 
-Timings interleave the candidate and its baseline and report medians, which keeps the
-ratios meaningful on a busy machine; absolute numbers still move with the load.
+Timings interleave the candidate and its baseline and report the best of several rounds,
+which keeps the ratios meaningful on a busy machine; absolute numbers still move with the load.
 
 Run ``PYTHONPATH=src python benchmarks/bench_models.py --help``.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import time
 from collections.abc import Callable
 
@@ -99,8 +98,19 @@ class MHAWrapper(nn.Module):
         return out
 
 
-def make_train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+def make_optimizer(model: nn.Module, impl: str) -> torch.optim.Optimizer:
+    """AdamW with the requested implementation (the same for every model in a run)."""
+    if impl == "fused":
+        return torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    if impl == "foreach":
+        return torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
+    return torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
+
+
+def make_train_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, impl: str
+) -> Callable[[], None]:
+    optimizer = make_optimizer(model, impl)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -121,7 +131,11 @@ def make_fwd_bwd(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 def time_interleaved(
     fns: dict[str, Callable[[], None]], *, warmup: int, repeats: int, inner: int
 ) -> dict[str, float]:
-    """Median seconds per call of each function; the functions take turns each repeat."""
+    """Best (minimum) seconds per call of each function; the functions take turns each repeat.
+
+    The minimum is the least-disturbed measurement, the usual choice (as in :mod:`timeit`) on
+    a machine shared with other work.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -132,7 +146,7 @@ def time_interleaved(
             for _ in range(inner):
                 fn()
             samples[name].append((time.perf_counter() - start) / inner)
-    return {name: statistics.median(vals) for name, vals in samples.items()}
+    return {name: min(vals) for name, vals in samples.items()}
 
 
 def count_flops(fn: Callable[[], None]) -> int:
@@ -147,6 +161,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per candidate")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--adamw",
+        choices=("fused", "foreach", "for-loop"),
+        default="fused",
+        help="AdamW implementation used by every train step (default: fused)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile(ViT) in benchmark 1 (compilation not timed)",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,7 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     warmup = 1 if args.quick else 2
     batch = args.batch_size
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, "
+        f"AdamW {args.adamw}"
+    )
 
     # 1. ViT train step vs nn.TransformerEncoder.
     config = ViTConfig(
@@ -169,15 +197,20 @@ def main(argv: list[str] | None = None) -> None:
         raise RuntimeError(f"parameter counts differ: ViT {n_vit} vs baseline {n_base}")
     x = torch.randn(batch, 1, 64, 64)
     y = torch.randint(0, 5, (batch,))
-    vit_step = make_train_step(vit, x, y)
-    base_step = make_train_step(baseline, x, y)
+    vit_step = make_train_step(vit, x, y, args.adamw)
+    base_step = make_train_step(baseline, x, y, args.adamw)
     matmul_a, matmul_b = torch.randn(2048, 2048), torch.randn(2048, 2048)
 
     def matmul() -> None:
         torch.mm(matmul_a, matmul_b)
 
+    candidates = {"vit": vit_step, "encoder": base_step, "matmul": matmul}
+    if args.compile:
+        compiled_vit = ViT(config)
+        compiled_vit.load_state_dict(vit.state_dict())
+        candidates["compiled"] = make_train_step(torch.compile(compiled_vit), x, y, args.adamw)
     times = time_interleaved(
-        {"vit": vit_step, "encoder": base_step, "matmul": matmul},
+        candidates,
         warmup=warmup,
         repeats=repeats,
         inner=1 if args.quick else 2,
@@ -186,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"    cellvision ViT            {times['vit'] * 1e3:9.1f} ms/step")
     print(f"    nn.TransformerEncoder ViT {times['encoder'] * 1e3:9.1f} ms/step")
     print(f"    ratio ViT / encoder       {times['vit'] / times['encoder']:9.3f}  (target <= 1.00)")
+    if args.compile:
+        print(f"    torch.compile(ViT)        {times['compiled'] * 1e3:9.1f} ms/step")
+        print(f"    ratio compiled / encoder  {times['compiled'] / times['encoder']:9.3f}")
 
     # 3. Achieved GFLOP/s vs a large matmul (timed above, in the same rounds).
     step_flops = count_flops(lambda: nnf.cross_entropy(vit(x), y).backward())
@@ -197,6 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"    ViT train step {vit_gflops:8.1f} GFLOP/s")
     print(f"    2048^2 matmul  {mm_gflops:8.1f} GFLOP/s")
     print(f"    fraction       {vit_gflops / mm_gflops:8.3f}  (target >= 0.85)")
+    if args.compile:
+        compiled_gflops = step_flops / times["compiled"] / 1e9
+        print(
+            f"    compiled ViT   {compiled_gflops:8.1f} GFLOP/s, fraction "
+            f"{compiled_gflops / mm_gflops:.3f}"
+        )
 
     # 2. Attention forward + backward.
     tokens = 1 + config.grid_size**2
@@ -225,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     convnet = ConvNet(ConvNetConfig(n_classes=5, img_size=66))
     xc = torch.randn(batch, 1, 66, 66)
     conv = time_interleaved(
-        {"convnet": make_train_step(convnet, xc, y)},
+        {"convnet": make_train_step(convnet, xc, y, args.adamw)},
         warmup=warmup,
         repeats=repeats,
         inner=1,
