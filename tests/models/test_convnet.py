@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from cellvision.models import ConvNet, ConvNetConfig, ViTConfig, create_model, model_name_of
 
+# torch's own compile/export machinery touches torch.jit internally and warns about it.
+TORCH_JIT_DEPRECATION = "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+
 
 def functional_reference(model: ConvNet, x: torch.Tensor) -> torch.Tensor:
     """Eval-mode forward pass rewritten with torch primitives, sharing only the weights."""
@@ -198,6 +201,7 @@ def test_bf16_autocast_on_cpu() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(TORCH_JIT_DEPRECATION)
 def test_torch_compile_matches_eager() -> None:
     torch.manual_seed(0)
     model = ConvNet(ConvNetConfig(channels=4, n_blocks=1)).eval()
@@ -208,6 +212,7 @@ def test_torch_compile_matches_eager() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(TORCH_JIT_DEPRECATION)
 def test_torch_export_matches_eager() -> None:
     torch.manual_seed(0)
     model = ConvNet(ConvNetConfig(channels=4, n_blocks=2)).eval()

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from cellvision.models import ViT, ViTConfig, create_model, model_name_of
 
+# torch's own compile/export machinery touches torch.jit internally and warns about it.
+TORCH_JIT_DEPRECATION = "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+
 
 def tiny_config(**overrides: Any) -> ViTConfig:
     base: dict[str, Any] = {
@@ -293,6 +296,7 @@ def test_bf16_autocast_on_cpu() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(TORCH_JIT_DEPRECATION)
 def test_torch_compile_matches_eager() -> None:
     torch.manual_seed(0)
     model = ViT(tiny_config(img_size=16, n_blks=1)).eval()
@@ -303,6 +307,7 @@ def test_torch_compile_matches_eager() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(TORCH_JIT_DEPRECATION)
 def test_torch_export_matches_eager() -> None:
     torch.manual_seed(0)
     model = ViT(tiny_config(img_size=20, n_blks=1)).eval()  # 20 -> padded to 24
