@@ -14,6 +14,8 @@ MLP 2048, 3 blocks, batch 64):
 
 Timings interleave the candidate and its baseline and report the best of several rounds,
 which keeps the ratios meaningful on a busy machine; absolute numbers still move with the load.
+On a machine where other processes already use every core, ``--threads 1`` avoids the
+thread-synchronisation stalls of oversubscription and gives steadier figures.
 
 Run ``PYTHONPATH=src python benchmarks/bench_models.py --help``.
 """
