@@ -16,13 +16,19 @@ from cellvision.models._registry import (
     register_model,
     unwrap_model,
 )
+from cellvision.models.convnet import ConvNet, ConvNetConfig
 from cellvision.models.recurrent import RecurrentConfig, RecurrentRegressor
+from cellvision.models.vit import ViT, ViTConfig
 
 __all__ = [
     "ConfigurableModel",
+    "ConvNet",
+    "ConvNetConfig",
     "ModelEntry",
     "RecurrentConfig",
     "RecurrentRegressor",
+    "ViT",
+    "ViTConfig",
     "create_model",
     "get_model_entry",
     "list_models",
