@@ -448,7 +448,7 @@ class ClassificationReport:
         <BLANKLINE>
         balanced accuracy: 0.75
         cohen kappa:       0.50
-        roc auc (macro):   n/a (AUROC unavailable: 4 samples came as labels, without scores)
+        roc auc (macro):   n/a (AUROC unavailable: 4 samples came as labels, no scores)
         """
         if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
             raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
@@ -736,7 +736,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
             return (
                 math.nan,
                 nan_per_class,
-                f"AUROC unavailable: {self.num_label_inputs} samples came as labels, without scores",
+                f"AUROC unavailable: {self.num_label_inputs} samples came as labels, no scores",
             )
         if self.auroc == "exact":
             scores = torch.cat(self.auroc_scores).to(device="cpu", dtype=torch.float64)
