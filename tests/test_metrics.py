@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import warnings
@@ -315,7 +316,7 @@ def test_many_small_updates_equal_one_big(auroc: str, cuts: list[int]) -> None:
     whole = BalancedClassificationMetrics(4, auroc=auroc).update(logits, target).compute()  # type: ignore[arg-type]
     pieces = BalancedClassificationMetrics(4, auroc=auroc)  # type: ignore[arg-type]
     bounds = [0, *sorted(cuts), 120]
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         pieces.update(logits[lo:hi], target[lo:hi])  # empty pieces are no-ops
     _same_report(pieces.compute(), whole)
 
@@ -332,7 +333,7 @@ def test_merge_state_of_halves_equals_whole(auroc: Any) -> None:
     after = second.state_dict()
     for key, value in second_before.items():  # the merged-in metric is unchanged
         if isinstance(value, list):
-            assert all(torch.equal(u, v) for u, v in zip(value, after[key]))
+            assert all(torch.equal(u, v) for u, v in zip(value, after[key], strict=True))
         elif isinstance(value, torch.Tensor):
             assert torch.equal(value, after[key])
 
