@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -128,12 +127,20 @@ def check_agreement(ours: Any, te: dict[str, Any], sk: dict[str, Any]) -> float:
     return max(diffs)
 
 
-def current_rss_kib() -> int:
+def proc_status_kib(key: str) -> int:
+    """A memory figure of this process from /proc/self/status (Linux), in KiB."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1])
-    raise RuntimeError("VmRSS not found in /proc/self/status")
+    raise RuntimeError(f"{key} not found in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); getrusage's ru_maxrss cannot be reset
+    and even carries the parent's peak across exec."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def memory_child(mode: str, n: int, batch: int) -> None:
@@ -150,7 +157,8 @@ def memory_child(mode: str, n: int, batch: int) -> None:
             )
         warm.compute()
     del warm
-    base = current_rss_kib()
+    reset_peak_rss()
+    base = proc_status_kib("VmRSS")
     metric = BalancedClassificationMetrics(NUM_CLASSES, auroc=mode)  # type: ignore[arg-type]
     for start in range(0, n, batch):
         size = min(batch, n - start)
@@ -158,14 +166,15 @@ def memory_child(mode: str, n: int, batch: int) -> None:
             torch.randn(size, NUM_CLASSES, generator=g),
             torch.randint(0, NUM_CLASSES, (size,), generator=g),
         )
+    states = [getattr(metric, name) for name in metric._state_name_to_default]
     state_bytes = sum(
         t.numel() * t.element_size()
-        for value in metric.state_dict().values()
+        for value in states
         for t in (value if isinstance(value, list) else [value])
         if isinstance(t, torch.Tensor)
     )
     metric.compute()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = proc_status_kib("VmHWM")
     print(json.dumps({"peak_mib": (peak - base) / 1024, "state_mib": state_bytes / 2**20}))
 
 
