@@ -39,6 +39,7 @@ import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 from torcheval.metrics import Metric
@@ -243,25 +244,34 @@ def _count_stats(confusion: Tensor) -> _CountStats:
 
 
 def _exact_auroc_per_class(scores: Tensor, targets: Tensor, num_classes: int) -> Tensor:
-    """One-vs-rest AUROC per class by the Mann-Whitney rank sum (ties count one half).
+    """One-vs-rest AUROC per class, exactly, with ties counted one half (Mann-Whitney U).
 
-    ``scores`` is class-major, (C, N); rank sums are accumulated in float64.
+    ``scores`` is class-major, (C, N), on the CPU. For each class the positive and negative
+    scores are sorted (values only: NumPy's SIMD sort) and the smaller group is located in the
+    larger with two binary searches; the pair counts are exact integers.
     """
     result = torch.full((num_classes,), math.nan, dtype=torch.float64)
+    all_scores, all_targets = scores.numpy(), targets.numpy()
     for c in range(num_classes):
-        positive = targets == c
-        n_pos = int(positive.sum())
-        n_neg = targets.numel() - n_pos
+        positive = all_targets == c
+        pos, neg = all_scores[c][positive], all_scores[c][~positive]
+        n_pos, n_neg = pos.size, neg.size
         if n_pos == 0 or n_neg == 0:
             continue
-        sorted_scores, order = torch.sort(scores[c])
-        _, group, counts = torch.unique_consecutive(
-            sorted_scores, return_inverse=True, return_counts=True
-        )
-        # Average 1-based rank of each tie group: last rank - (size - 1) / 2.
-        group_rank = counts.cumsum(0).to(torch.float64) - (counts.to(torch.float64) - 1) / 2
-        rank_sum = group_rank[group][positive[order]].sum()
-        result[c] = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        # Count pairs (positive above negative) and ties, searching the smaller group.
+        # Sorted queries make the binary searches cache-friendly (several times faster).
+        if n_pos <= n_neg:
+            reference, queries = np.sort(neg), np.sort(pos)
+        else:
+            reference, queries = np.sort(pos), np.sort(neg)
+        below = np.searchsorted(reference, queries, side="left")
+        at_or_below = np.searchsorted(reference, queries, side="right")
+        ties = int((at_or_below - below).sum(dtype=np.int64))
+        if n_pos <= n_neg:
+            wins = int(below.sum(dtype=np.int64))  # negatives strictly below each positive
+        else:
+            wins = int((n_pos - at_or_below).sum(dtype=np.int64))  # positives strictly above
+        result[c] = (2 * wins + ties) / (2 * n_pos * n_neg)
     return result
 
 
