@@ -453,6 +453,8 @@ def test_functional_forms_reject_bad_inputs() -> None:
         confusion_matrix(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         cohen_kappa(torch.tensor([0]), torch.tensor([0]), num_classes=1)
+    with pytest.raises(TypeError, match="num_classes must be a positive integer, got '3'"):
+        confusion_matrix(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), num_classes="3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"target labels must be in \[0, 2\)"):
         macro_f1(torch.tensor([0]), torch.tensor([2]), num_classes=2)
 

@@ -171,6 +171,8 @@ def _bincount_confusion(pred: Tensor, target: Tensor, num_classes: int) -> Tenso
 
 def _confusion_from_inputs(input: Tensor, target: Tensor, num_classes: int | None) -> Tensor:
     """Validated (C, C) int64 confusion matrix for the functional forms."""
+    if num_classes is not None:
+        num_classes = _check_num_classes(num_classes)
     scores, pred = _split_input(input, num_classes)
     target = _check_target(target, pred.shape[0])
     if num_classes is None:
@@ -181,8 +183,6 @@ def _confusion_from_inputs(input: Tensor, target: Tensor, num_classes: int | Non
                 raise ValueError("num_classes must be given when input and target are empty")
             found = int(torch.maximum(pred.max(), target.max().to(pred.device)).item()) + 1
             num_classes = max(found, 2)
-    else:
-        num_classes = _check_num_classes(num_classes)
     _check_label_range(num_classes, pred, target.to(pred.device), pred_checked=scores is not None)
     return _bincount_confusion(pred, target.to(pred.device), num_classes)
 
