@@ -388,11 +388,14 @@ def test_report_to_dict_is_json_ready_and_format_lists_classes() -> None:
         report.format(digits=-1)
 
 
-def test_float16_scores_and_device_argument() -> None:
-    logits, target = _random_batch(6, 30, 3)
-    ours = BalancedClassificationMetrics(3, device="cpu").update(logits.half(), target).compute()
-    assert ours.num_samples == 30
-    assert 0.0 <= ours.roc_auc <= 1.0
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_probabilities_are_recognised(dtype: torch.dtype) -> None:
+    logits, target = _random_batch(6, 200, 5)
+    probs = torch.softmax(logits, dim=1).to(dtype)
+    ours = BalancedClassificationMetrics(5, device="cpu").update(probs, target).compute()
+    # "auto" must take them as probabilities (no second softmax), as scikit-learn does.
+    expected = _sklearn_auroc_per_class(target.numpy(), probs.float().numpy())
+    np.testing.assert_allclose(ours.per_class_roc_auc.numpy(), expected, atol=TOL)
 
 
 # --------------------------------------------------------------------------- bad inputs

@@ -65,8 +65,8 @@ NanPolicy = Literal["raise", "omit"]
 _AUROC_MODES: tuple[str, ...] = ("exact", "binned", "none")
 _SCORE_TYPES: tuple[str, ...] = ("auto", "logits", "probabilities")
 _NAN_POLICIES: tuple[str, ...] = ("raise", "omit")
-# Rows of probabilities may be off by float rounding; a logit row summing to 1 within this
-# tolerance while lying in [0, 1] is practically impossible.
+# Rows of probabilities may be off by float rounding (more so in half precision); a logit row
+# summing to 1 within this tolerance while lying in [0, 1] is practically impossible.
 _PROBABILITY_SUM_ATOL = 1e-4
 
 
@@ -676,6 +676,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         Class-major layout: a softmax, a row-sum check or a sort along a long contiguous dim
         is many times faster on CPU than along a dim of size C.
         """
+        tolerance = max(_PROBABILITY_SUM_ATOL, scores.shape[1] * torch.finfo(scores.dtype).eps)
         if scores.dtype not in (torch.float32, torch.float64):
             scores = scores.float()
         by_class = scores.t().contiguous()
@@ -690,7 +691,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
                     f"got values in [{low}, {high}]"
                 )
             return by_class
-        if in_range and bool(((by_class.sum(dim=0) - 1).abs() <= _PROBABILITY_SUM_ATOL).all()):
+        if in_range and bool(((by_class.sum(dim=0) - 1).abs() <= tolerance).all()):
             return by_class
         return torch.softmax(by_class, dim=0)
 
