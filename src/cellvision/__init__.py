@@ -11,8 +11,16 @@ Examples
 from __future__ import annotations
 
 from cellvision.config import Config
+from cellvision.metrics import BalancedClassificationMetrics
 from cellvision.models import create_model, list_models, register_model
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Config", "__version__", "create_model", "list_models", "register_model"]
+__all__ = [
+    "BalancedClassificationMetrics",
+    "Config",
+    "__version__",
+    "create_model",
+    "list_models",
+    "register_model",
+]
