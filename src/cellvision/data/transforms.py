@@ -78,6 +78,20 @@ def _check_range(name: str, value: object) -> tuple[float, float]:
     return low, high
 
 
+def _gather_pixels(x: Tensor, index: Tensor) -> Tensor:
+    """Return ``out[b, c, p] = x[b, c, index[b, p]]`` for ``(B, C, H, W)`` ``x``, any dtype."""
+    b, c, h, w = x.shape
+    flat = x.reshape(b, c, h * w)
+    # gather has no uint16 kernel: move the same bits through int16.
+    as_int16 = flat.dtype == torch.uint16
+    if as_int16:
+        flat = flat.view(torch.int16)
+    out = flat.gather(2, index.unsqueeze(1).expand(b, c, index.shape[1]))
+    if as_int16:
+        out = out.view(torch.uint16)
+    return out.reshape(b, c, h, w)
+
+
 def to_float_images(images: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
     """Convert images to floating point, mapping integer pixel ranges onto ``[0, 1]``.
 
@@ -264,8 +278,7 @@ class RandomDihedral(BatchTransform):
             raise ValueError(f"x must hold square images for RandomDihedral, got H={h}, W={w}")
         choice = torch.randint(0, 8, (b,), generator=generator, device=_draw_device(generator))
         index = self._permutations(h, x.device)[choice.to(x.device)]  # (B, H*W)
-        flat = x.reshape(b, c, h * w)
-        return flat.gather(2, index.unsqueeze(1).expand(b, c, h * w)).reshape(b, c, h, w)
+        return _gather_pixels(x, index)
 
 
 class RandomTranslate(BatchTransform):
@@ -339,8 +352,7 @@ class RandomTranslate(BatchTransform):
         shifts = shifts.to(x.device)
         rows = self._reflect(torch.arange(h, device=x.device) - shifts[:, :1], h)  # (B, H)
         cols = self._reflect(torch.arange(w, device=x.device) - shifts[:, 1:], w)  # (B, W)
-        index = (rows[:, :, None] * w + cols[:, None, :]).reshape(b, 1, h * w)
-        return x.reshape(b, c, h * w).gather(2, index.expand(b, c, h * w)).reshape(b, c, h, w)
+        return _gather_pixels(x, (rows[:, :, None] * w + cols[:, None, :]).reshape(b, h * w))
 
     def __repr__(self) -> str:
         return f"RandomTranslate(max_shift={self.max_shift})"
