@@ -43,7 +43,8 @@ def test_jurkat_counts_keep_every_class_on_both_sides():
 def test_split_is_disjoint_complete_and_stratified(labels, val_fraction, seed):
     y = np.array(labels)
     train, val = stratified_split(y, val_fraction, seed)
-    assert train.dtype == np.int64 and val.dtype == np.int64
+    assert train.dtype == np.int64
+    assert val.dtype == np.int64
     assert np.intersect1d(train, val).size == 0
     assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(y.size))
     for cls, n in zip(*np.unique(y, return_counts=True), strict=True):
@@ -71,7 +72,7 @@ def test_split_accepts_tensors_and_objects_with_targets():
         targets = y
 
     for labels in (y, Data(), y.tolist()):
-        train, val = stratified_split(labels, 0.5, seed=0)
+        _train, val = stratified_split(labels, 0.5, seed=0)
         assert sorted(y[val].tolist()) == [0, 1, 1]
 
 
@@ -112,7 +113,8 @@ def test_kfold_partitions_and_stratifies(labels, n_splits, seed):
             n_val = int((y[val] == cls).sum())
             assert n_val in (n // n_splits, -(-n // n_splits))  # floor or ceil, like sklearn
             if n >= n_splits:
-                assert n_val >= 1 and (y[train] == cls).sum() >= 1
+                assert n_val >= 1
+                assert (y[train] == cls).sum() >= 1
 
 
 def test_kfold_matches_sklearn_class_counts():

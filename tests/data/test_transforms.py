@@ -166,7 +166,8 @@ def test_gaussian_noise_statistics():
     # Range: every sample has its own standard deviation within the range.
     z = GaussianNoise((0.05, 0.3))(torch.zeros(64, 1, 32, 32), generator=gen(1))
     stds = z.flatten(1).std(dim=1)
-    assert stds.min() > 0.04 and stds.max() < 0.31
+    assert stds.min() > 0.04
+    assert stds.max() < 0.31
     assert stds.max() - stds.min() > 0.1
 
 
@@ -282,7 +283,8 @@ def test_gradients_flow_through_transforms():
     x = torch.rand(4, 1, 8, 8, requires_grad=True)
     aug = Compose([RandomDihedral(), RandomTranslate(2), RandomIntensity(), Normalize([0.5], [2])])
     aug(x, generator=gen()).sum().backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert x.grad is not None
+    assert torch.isfinite(x.grad).all()
 
 
 def test_bad_inputs_raise_clear_errors():

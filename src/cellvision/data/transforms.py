@@ -273,7 +273,7 @@ class RandomDihedral(BatchTransform):
         >>> RandomDihedral().apply(torch.zeros(3, 2, 5, 5), None).shape
         torch.Size([3, 2, 5, 5])
         """
-        b, c, h, w = x.shape
+        b, _c, h, w = x.shape
         if h != w:
             raise ValueError(f"x must hold square images for RandomDihedral, got H={h}, W={w}")
         choice = torch.randint(0, 8, (b,), generator=generator, device=_draw_device(generator))
@@ -340,7 +340,7 @@ class RandomTranslate(BatchTransform):
         >>> RandomTranslate(0).apply(torch.arange(4.0).reshape(1, 1, 2, 2), None).flatten()
         tensor([0., 1., 2., 3.])
         """
-        b, c, h, w = x.shape
+        b, _c, h, w = x.shape
         if self.max_shift >= min(h, w):
             raise ValueError(
                 f"max_shift must be smaller than the image size {(h, w)!r}, got {self.max_shift!r}"
