@@ -380,8 +380,9 @@ class CellImageDataset(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         n = len(self)
         if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
             raise IndexError(f"indices must be in [-{n}, {n}), got {indices!r}")
-        batch = self.images[idx]
-        labels = self.targets[idx]
+        idx = torch.where(idx < 0, idx + n, idx)
+        batch = self.images.index_select(0, idx)
+        labels = self.targets.index_select(0, idx)
         if device is not None:
             batch, labels = batch.to(device), labels.to(device)
         images = to_float_images(batch)

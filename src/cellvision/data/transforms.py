@@ -233,21 +233,6 @@ class RandomDihedral(BatchTransform):
     [0.0, 1.0, 2.0, 3.0]
     """
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, str], Tensor] = {}
-
-    def _permutations(self, size: int, device: torch.device) -> Tensor:
-        key = (size, str(device))
-        perms = self._cache.get(key)
-        if perms is None:
-            base = torch.arange(size * size).reshape(size, size)
-            variants = [
-                torch.rot90(b, k, dims=(0, 1)) for b in (base, base.flip(1)) for k in range(4)
-            ]
-            perms = torch.stack([v.reshape(-1) for v in variants]).to(device)
-            self._cache[key] = perms
-        return perms
-
     def apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         """Apply an independent random symmetry to every sample of ``x``.
 
@@ -277,8 +262,19 @@ class RandomDihedral(BatchTransform):
         if h != w:
             raise ValueError(f"x must hold square images for RandomDihedral, got H={h}, W={w}")
         choice = torch.randint(0, 8, (b,), generator=generator, device=_draw_device(generator))
-        index = self._permutations(h, x.device)[choice.to(x.device)]  # (B, H*W)
-        return _gather_pixels(x, index)
+        choice = choice.to(x.device)
+        # flip/rot90 have no uint16 kernels: move the same bits through int16.
+        src = x.view(torch.int16) if x.dtype == torch.uint16 else x
+        out = torch.empty_like(src)
+        # One vectorised copy per symmetry drawn (at most 8, whatever the batch size): cheaper
+        # than a per-pixel gather because each copy moves contiguous rows.
+        for k in choice.unique().tolist():
+            rows = (choice == k).nonzero().squeeze(1)
+            part = src.index_select(0, rows)
+            if k >= 4:
+                part = part.flip(-1)
+            out.index_copy_(0, rows, torch.rot90(part, k % 4, dims=(2, 3)))
+        return out.view(torch.uint16) if x.dtype == torch.uint16 else out
 
 
 class RandomTranslate(BatchTransform):
@@ -420,8 +416,9 @@ class GaussianNoise(BatchTransform):
         b = x.shape[0]
         low, high = self.std_range
         std = low + (high - low) * torch.rand(b, 1, 1, 1, generator=generator, device=dev)
-        noise = torch.randn(x.shape, generator=generator, device=dev) * std
-        return x + noise.to(device=x.device, dtype=x.dtype)
+        noise = torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype)
+        # In place on the fresh noise buffer: one allocation, no temporaries.
+        return noise.to(x.device).mul_(std.to(x.device, x.dtype)).add_(x)
 
     def __repr__(self) -> str:
         low, high = self.std_range
@@ -497,7 +494,7 @@ class RandomIntensity(BatchTransform):
         u = torch.rand((2, *shape), generator=generator, device=dev).to(x.device, x.dtype)
         scale = self.scale[0] + (self.scale[1] - self.scale[0]) * u[0]
         offset = self.offset[0] + (self.offset[1] - self.offset[0]) * u[1]
-        return x * scale + offset
+        return (x * scale).add_(offset)
 
     def __repr__(self) -> str:
         return (
