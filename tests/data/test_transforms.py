@@ -258,6 +258,13 @@ def test_compose_applies_in_order_with_shared_generator():
     g = gen(3)
     expected = t2(t1(x, generator=g), generator=g)
     assert torch.equal(Compose([t1, t2])(x, generator=gen(3)), expected)
+    # Chunked: chunks are transformed in order, each with the shared generator.
+    chunked = Compose([t1, t2], chunk_size=3)(x, generator=gen(3))
+    g = gen(3)
+    parts = [t2(t1(c, generator=g), generator=g) for c in torch.split(x, 3)]
+    assert torch.equal(chunked, torch.cat(parts))
+    with pytest.raises(ValueError, match="chunk_size"):
+        Compose([t1], chunk_size=0)
     with pytest.raises(TypeError, match=r"transforms\[1\]"):
         Compose([t1, 3])  # type: ignore[list-item]
 
