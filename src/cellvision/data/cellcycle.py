@@ -11,10 +11,10 @@ with the seven phases of :data:`CELL_CYCLE_PHASES`. G1, S and G2 are usually mer
 
 References
 ----------
-.. [1] Eulenberg, P. et al. Reconstructing cell cycle and disease progression using deep
-   learning. Nat. Commun. 8, 463 (2017).
-.. [2] Blasi, T. et al. Label-free cell cycle analysis for high-throughput imaging flow
-   cytometry. Nat. Commun. 7, 10256 (2016).
+- Eulenberg, P. et al. Reconstructing cell cycle and disease progression using deep
+  learning. Nat. Commun. 8, 463 (2017).
+- Blasi, T. et al. Label-free cell cycle analysis for high-throughput imaging flow
+  cytometry. Nat. Commun. 7, 10256 (2016).
 """
 
 from __future__ import annotations
@@ -512,8 +512,8 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
 
     References
     ----------
-    .. [1] Eulenberg, P. et al. Reconstructing cell cycle and disease progression using deep
-       learning. Nat. Commun. 8, 463 (2017).
+    Eulenberg, P. et al. Reconstructing cell cycle and disease progression using deep
+    learning. Nat. Commun. 8, 463 (2017).
 
     Examples
     --------
