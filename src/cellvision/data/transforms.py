@@ -268,7 +268,7 @@ class RandomDihedral(BatchTransform):
         out = torch.empty_like(src)
         # One vectorised copy per symmetry drawn (at most 8, whatever the batch size): cheaper
         # than a per-pixel gather because each copy moves contiguous rows.
-        for k in choice.unique().tolist():
+        for k in torch.unique(choice).tolist():
             rows = (choice == k).nonzero().squeeze(1)
             part = src.index_select(0, rows)
             if k >= 4:
