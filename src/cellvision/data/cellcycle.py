@@ -554,14 +554,15 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
             raise ValueError(
                 f"channels must be a non-empty sequence of names like 'Ch3', got {channels!r}"
             )
-        keys = [c.lower() for c in channel_list]
+        # "ch3", "CH3" and "Ch03" all name channel 3.
+        keys = [f"ch{int(c[2:])}" for c in channel_list]
         if len(set(keys)) != len(keys):
             raise ValueError(f"channels must not repeat a channel, got {channels!r}")
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error must be one of {_ON_ERROR!r}, got {on_error!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {transform!r}")
-        self.channels = tuple(f"Ch{int(_CHANNEL_PATTERN.match(c).group(1))}" for c in channel_list)  # type: ignore[union-attr]
+        self.channels = tuple(f"C{k[1:]}" for k in keys)
         self.transform = transform
         self.on_error = on_error
         _require_pillow()
@@ -607,7 +608,7 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
                     if path.name.lower().endswith(_IMAGE_EXTENSIONS):
                         self._problem("unrecognised file name", str(path))
                     continue
-                channel = match.group("channel").lower()
+                channel = f"ch{int(match.group('channel')[2:])}"
                 entry = cells[match.group("cell")]  # a cell with only other channels is missing
                 if channel in wanted:
                     entry[wanted[channel]] = path
