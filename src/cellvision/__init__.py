@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from cellvision.config import Config
 from cellvision.models import create_model, list_models, register_model
+from cellvision.sampling import ClassBalancedSampler
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Config", "__version__", "create_model", "list_models", "register_model"]
+__all__ = [
+    "ClassBalancedSampler",
+    "Config",
+    "__version__",
+    "create_model",
+    "list_models",
+    "register_model",
+]
