@@ -421,6 +421,12 @@ class ClassBalancedSampler(Sampler[int]):
         # Draws never select a class of probability 0, so a zero count is never a divisor; the
         # clamp only keeps ``remainder`` well-defined on those unused entries.
         self._divisors = counts.clamp(min=1)
+        # Sampling without replacement needs the weight of every class-sorted position.
+        self._rates = (
+            torch.empty(0, dtype=torch.float64)
+            if replacement
+            else torch.repeat_interleave(weights, counts)
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch, which selects the draw (call it before each epoch on every rank).
@@ -540,7 +546,7 @@ class ClassBalancedSampler(Sampler[int]):
     def _draw_without_replacement(self, generator: torch.Generator) -> torch.Tensor:
         # Exponential keys E_i / w_i: the order of increasing keys is a draw of successive
         # weighted sampling without replacement (Efraimidis-Spirakis); zero weights never win.
-        rates = torch.repeat_interleave(self.class_weights, self.class_counts)
+        rates = self._rates
         keys = torch.empty(rates.numel(), dtype=torch.float64).exponential_(generator=generator)
         keys.div_(rates).masked_fill_(rates == 0, math.inf)
         if 8 * self.num_samples < keys.numel():
