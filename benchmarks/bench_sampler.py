@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -87,16 +86,27 @@ def compare(n: int, repeats: int) -> dict[str, float]:
     }
 
 
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (Linux), in MiB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # the value is in kB
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
 def rss_mib() -> float:
-    """Current resident set size (Linux /proc), in MiB."""
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+    """Current resident set size, in MiB."""
+    return _status_mib("VmRSS")
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, in MiB (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process image, in MiB.
+
+    VmHWM is reset by exec, unlike ``ru_maxrss``, which a child started by ``subprocess``
+    inherits from its (large) parent.
+    """
+    return _status_mib("VmHWM")
 
 
 def big_worker(kind: str, n: int) -> dict[str, object]:
@@ -128,8 +138,9 @@ def big_worker(kind: str, n: int) -> dict[str, object]:
 
 def run_big(n: int) -> None:
     for kind in ("wrs", "ours"):
+        threads = str(torch.get_num_threads())
         completed = subprocess.run(
-            [sys.executable, __file__, "--big-worker", kind, "--big", str(n)],
+            [sys.executable, __file__, "--big-worker", kind, "--big", str(n), "--threads", threads],
             capture_output=True,
             text=True,
             check=False,
@@ -156,8 +167,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=None, help="N values to compare")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per sampler (best)")
     parser.add_argument("--big", type=float, default=None, help="N beyond 2**24 (default 5e7)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     parser.add_argument("--big-worker", choices=("wrs", "ours"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     if args.big_worker:
         print(json.dumps(big_worker(args.big_worker, int(args.big))))
