@@ -532,7 +532,7 @@ class ClassBalancedSampler(Sampler[int]):
         for start in range(0, self.num_samples, _BLOCK):
             size = min(_BLOCK, self.num_samples - start)
             uniform = torch.rand(size, dtype=torch.float64, generator=generator)
-            cls = torch.searchsorted(self._cdf, uniform, right=True)
+            cls = torch.searchsorted(self._cdf, uniform, right=True, out_int32=True)
             del uniform
             position = torch.empty(size, dtype=torch.int64).random_(
                 0, _RANDOM_INT_HIGH, generator=generator
