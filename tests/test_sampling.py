@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 import cellvision
-from cellvision.sampling import ClassBalancedSampler, class_weights, expected_class_distribution
+from cellvision.sampling import (
+    ClassBalancedSampler,
+    _class_sorted_positions,
+    class_weights,
+    expected_class_distribution,
+)
 
 # Small, very imbalanced label set (Jurkat-like skew), classes interleaved in a fixed order so
 # that the class-sorted permutation inside the sampler is not the identity.
@@ -326,6 +331,20 @@ def test_sharding_properties(
 # --------------------------------------------------------------------------- inputs
 
 
+@settings(max_examples=30)
+@given(
+    labels=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=300),
+    narrow=st.booleans(),
+)
+def test_class_sorted_positions_is_a_stable_argsort(labels: list[int], narrow: bool) -> None:
+    # Both code paths (one pass per class for <= 32 classes, argsort beyond) against numpy.
+    tensor = torch.tensor(labels, dtype=torch.uint8 if narrow else torch.int64)
+    counts = torch.bincount(tensor.long())
+    order = _class_sorted_positions(tensor, counts)
+    assert order.dtype == torch.int32
+    np.testing.assert_array_equal(order.numpy(), np.argsort(np.array(labels), kind="stable"))
+
+
 class _Dataset:
     def __init__(self, targets: torch.Tensor) -> None:
         self.targets = targets
@@ -340,11 +359,24 @@ class _Dataset:
         SMALL_LABELS,
         SMALL_LABELS.numpy().astype(np.int32),
         SMALL_LABELS.numpy().astype(np.uint8),
+        SMALL_LABELS.numpy().astype(np.uint32),
+        SMALL_LABELS.to(torch.int8),
+        SMALL_LABELS.to(torch.int16),
         SMALL_LABELS.tolist(),
         tuple(SMALL_LABELS.tolist()),
         _Dataset(SMALL_LABELS),
     ],
-    ids=["tensor", "int32-ndarray", "uint8-ndarray", "list", "tuple", "dataset-targets"],
+    ids=[
+        "tensor",
+        "int32-ndarray",
+        "uint8-ndarray",
+        "uint32-ndarray",
+        "int8-tensor",
+        "int16-tensor",
+        "list",
+        "tuple",
+        "dataset-targets",
+    ],
 )
 def test_label_containers_give_the_same_draw(labels: object) -> None:
     reference = ClassBalancedSampler(SMALL_LABELS, num_samples=64, seed=8)

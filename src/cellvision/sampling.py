@@ -39,6 +39,12 @@ _BLOCK = 1 << 18
 # at most n_c / 2**62, far below anything measurable.
 _RANDOM_INT_HIGH = 1 << 62
 _MASK64 = (1 << 64) - 1
+# Label dtypes used as they are (no int64 copy); others are converted to int64.
+_NATIVE_LABEL_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+_NATIVE_NUMPY_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.int16, np.int32, np.int64))
+# Up to this many classes the class-sorted permutation is built by one pass per class (O(N C),
+# little memory); beyond it a stable argsort (O(N log N)) is faster.
+_MAX_CLASSES_FOR_PASSES = 32
 
 
 def _describe(value: object) -> str:
@@ -52,7 +58,11 @@ def _describe(value: object) -> str:
 
 
 def _as_label_tensor(labels: object) -> torch.Tensor:
-    """Convert labels (tensor, ndarray, sequence of ints, or object with ``targets``) to int64."""
+    """Validate labels (tensor, ndarray, sequence of ints, or object with ``targets``).
+
+    Returns a 1-D CPU tensor of a signed (or uint8) integer dtype. Narrow dtypes are kept: a
+    ``uint8`` label tensor of 5e7 samples stays 50 MB instead of becoming 400 MB of int64.
+    """
     name = "labels"
     if not isinstance(labels, (torch.Tensor, np.ndarray, Sequence)) and hasattr(labels, "targets"):
         labels = labels.targets
@@ -63,11 +73,15 @@ def _as_label_tensor(labels: object) -> torch.Tensor:
                 f"{name} must have an integer dtype, got {_describe(labels)}; "
                 "convert class labels with .long()"
             )
-        tensor = labels.detach().to(device="cpu", dtype=torch.int64)
+        tensor = labels.detach().to(device="cpu")
+        if tensor.dtype not in _NATIVE_LABEL_DTYPES:
+            tensor = tensor.to(torch.int64)
     elif isinstance(labels, np.ndarray):
         if labels.dtype.kind not in "iu":
             raise TypeError(f"{name} must have an integer dtype, got {_describe(labels)}")
-        tensor = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
+        if labels.dtype not in _NATIVE_NUMPY_DTYPES:
+            labels = labels.astype(np.int64)
+        tensor = torch.from_numpy(np.ascontiguousarray(labels))
     elif isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
         if len(labels) == 0:
             raise ValueError(f"{name} must be non-empty, got {_describe(labels)}")
@@ -90,6 +104,25 @@ def _as_label_tensor(labels: object) -> torch.Tensor:
     if smallest < 0:
         raise ValueError(f"{name} must be non-negative class indices, got a label {smallest!r}")
     return tensor
+
+
+def _class_sorted_positions(labels: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Sample positions grouped by class, ascending within a class (a stable argsort).
+
+    Class ``c`` occupies ``[offsets[c], offsets[c] + counts[c])`` of the result. Positions are
+    int32 when they fit (half the memory of int64).
+    """
+    num_labels = labels.numel()
+    index_dtype = torch.int32 if num_labels <= torch.iinfo(torch.int32).max else torch.int64
+    if counts.numel() > _MAX_CLASSES_FOR_PASSES:
+        return torch.argsort(labels, stable=True).to(index_dtype)
+    order = torch.empty(num_labels, dtype=index_dtype)
+    start = 0
+    for cls, count in enumerate(counts.tolist()):
+        if count:
+            order[start : start + count] = torch.nonzero(labels == cls).squeeze(1)
+            start += count
+    return order
 
 
 def _check_alpha(alpha: object) -> float:
@@ -410,8 +443,7 @@ class ClassBalancedSampler(Sampler[int]):
         self.class_probabilities = mass / mass.sum()
 
         # Positions sorted by class: class c occupies order[offsets[c] : offsets[c] + counts[c]].
-        index_dtype = torch.int32 if num_labels <= torch.iinfo(torch.int32).max else torch.int64
-        self._order = torch.argsort(tensor, stable=True).to(index_dtype)
+        self._order = _class_sorted_positions(tensor, counts)
         self._offsets = torch.cumsum(counts, 0) - counts
         # The class CDF ends at exactly 1.0 from the last class with positive mass on, so a
         # uniform u in [0, 1) always lands on a class with positive probability.
