@@ -412,6 +412,7 @@ BAD_INPUTS: list[tuple[dict[str, object], type[Exception], str]] = [
     ({"labels": object()}, TypeError, "labels must be a tensor"),
     ({"labels": [0, -1, 2]}, ValueError, "labels must be non-negative"),
     ({"labels": torch.zeros(2, 3, dtype=torch.long)}, ValueError, "labels must be 1-D"),
+    ({"labels": [0, 1, 10**9]}, ValueError, "labels must be class indices 0..C-1"),
     ({"labels": _Dataset(torch.tensor([0.5]))}, TypeError, "labels.targets must have an integer"),
     ({"alpha": -0.1}, ValueError, "alpha must be a finite number >= 0"),
     ({"alpha": float("nan")}, ValueError, "alpha must be a finite number >= 0"),

@@ -105,6 +105,15 @@ def _as_label_tensor(labels: object) -> torch.Tensor:
     smallest = int(tensor.min())
     if smallest < 0:
         raise ValueError(f"{name} must be non-negative class indices, got a label {smallest!r}")
+    largest = int(tensor.max())
+    if largest >= 2 * tensor.numel() + 1024:
+        # Per-class tables have max(labels) + 1 entries: sample ids or hashes passed as labels
+        # would allocate gigabytes before anything else failed.
+        raise ValueError(
+            f"{name} must be class indices 0..C-1 with C at most about the number of samples "
+            f"({tensor.numel()}), got a label {largest!r}; map arbitrary ids to indices with "
+            "torch.unique(labels, return_inverse=True)[1]"
+        )
     return tensor
 
 
