@@ -201,6 +201,11 @@ def _class_setup(
             "class_weights must give a positive weight to at least one class present in labels, "
             f"got {weights.tolist()!r} for class counts {counts.tolist()!r}"
         )
+    if not math.isfinite(float((counts.to(torch.float64) * weights).sum())):
+        raise ValueError(
+            f"class_weights must be small enough that counts * weights sums to a finite number, "
+            f"got {_describe(class_weights)}; rescale them (only their ratios matter)"
+        )
     return tensor, counts, weights
 
 
