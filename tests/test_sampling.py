@@ -258,13 +258,14 @@ def test_shards_partition_the_global_draw(
     lengths = {len(s) for s in shards}
     expected_length = num_samples // num_replicas if drop_last else -(-num_samples // num_replicas)
     assert lengths == {expected_length}
-    # Rank r holds global positions r, r + R, ...: disjoint positions whose union is the draw.
-    positions = sorted(
-        rank + k * num_replicas for rank in range(num_replicas) for k in range(expected_length)
-    )
-    assert positions == list(range(len(reference)))
+    # Rank r holds global positions r, r + R, ...: put every shard back in place; the positions
+    # are disjoint, cover the padded (or dropped) draw, and reproduce it.
+    rebuilt: list[int | None] = [None] * len(reference)
     for rank, shard in enumerate(shards):
-        assert shard == reference[rank::num_replicas]
+        for k, index in enumerate(shard):
+            assert rebuilt[rank + k * num_replicas] is None
+            rebuilt[rank + k * num_replicas] = index
+    assert rebuilt == reference
 
 
 def test_same_seed_and_epoch_identical_different_epoch_or_seed_differs() -> None:
