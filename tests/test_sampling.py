@@ -143,7 +143,6 @@ def test_alpha_weights_equal_explicit_class_weights_draw() -> None:
     assert torch.equal(by_alpha.global_indices(), by_weights.global_indices())
 
 
-@pytest.mark.slow
 def test_works_beyond_2_pow_24_where_weighted_random_sampler_raises() -> None:
     n = 2**24 + 5
     # Class 1 is only at the last five positions, all beyond 2**24.
