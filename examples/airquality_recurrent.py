@@ -1,0 +1,549 @@
+"""Forecast next-hour benzene from 48 hours of sensor readings with RNN, GRU and LSTM cells.
+
+The study of the original notebook, rebuilt from cellvision's building blocks:
+
+* the UCI Air Quality data (bundled with the package, or ``--data PATH``) without the
+  90%-missing ``NMHC(GT)`` column; inputs forward-filled (causal: a filled value never comes
+  from a later hour), targets as measured (windows whose target is missing are skipped);
+* inputs: the 12 measurement columns plus hour-of-day, weekday and a weekend flag;
+* 48-hour windows, target ``C6H6(GT)`` one hour after the window's last step;
+* six folds of two calendar months (:class:`~cellvision.splits.MonthFoldSplitter`), purging
+  windows that straddle a fold boundary;
+* per fold: a validation slice carved from the *training* months (the last
+  ``--val-fraction`` of the training windows in time, separated from the rest by a purge
+  gap of one window), a z-score scaler fitted on the remaining training rows only, AdamW
+  (weight decay 1e-2) with a one-cycle learning-rate schedule, and the weights of the epoch
+  with the best validation MSE restored (the test months are never looked at to choose
+  anything);
+* per fold and cell: test MSE in original units ((ug/m3)^2) next to the persistence
+  baseline (predict the last observed benzene value), and the mean over the folds.
+
+Outputs under ``--out``: ``results.json``, learning curves as PNG (``learning_curves.png``
+comparing the cells, ``learning_curves_<cell>.png`` per fold) and one checkpoint per cell
+and fold. The final table goes to stdout and is identical for two runs with the same
+seeds; progress and timings go to stderr.
+
+Run ``python examples/airquality_recurrent.py --help`` for the options; ``--quick`` is a
+small smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Sampler, SubsetRandomSampler
+
+from cellvision.checkpoint import save_checkpoint
+from cellvision.data.airquality import AirQuality, calendar_features, load_air_quality
+from cellvision.data.scaling import ZScoreScaler
+from cellvision.data.windows import SlidingWindowDataset
+from cellvision.engine import History, evaluate, fit
+from cellvision.models import create_model
+from cellvision.splits import MonthFoldSplitter
+
+TARGET = "C6H6(GT)"
+DROPPED = ("NMHC(GT)",)
+CELLS = ("rnn", "gru", "lstm")
+CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "weekend")
+
+
+# --------------------------------------------------------------------------- arguments
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser (defaults are the recipe reported in the tutorial)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="an AirQualityUCI CSV file (any variant the loader accepts); default: the copy "
+        "bundled with cellvision",
+    )
+    data.add_argument("--window", type=int, default=48, help="input hours per sample")
+    data.add_argument(
+        "--no-scale",
+        action="store_true",
+        help="turn the per-fold z-transform off (train on raw units)",
+    )
+    data.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="K",
+        help="run only these fold indices (0 = Jan-Feb ... 5 = Nov-Dec); default all six",
+    )
+    data.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of each fold's training windows (the latest in time) used for validation",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--cells", nargs="+", choices=CELLS, default=list(CELLS), help="recurrent cells to compare"
+    )
+    model.add_argument("--hidden-size", type=int, default=64)
+    model.add_argument("--num-layers", type=int, default=2)
+    model.add_argument("--dropout", type=float, default=0.1)
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=12)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
+    train.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
+    train.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip")
+    train.add_argument(
+        "--seed", type=int, default=0, help="random seed (ignored when --seeds is given)"
+    )
+    train.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="run every seed and report the mean and spread over them, e.g. --seeds 0 1 2",
+    )
+    train.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; these small recurrent nets gain little from more, and extra "
+        "threads spin idly on a busy machine",
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small smoke run: window 24, one layer of 16 units, 2 epochs",
+    )
+    run.add_argument("--out", type=Path, default=Path("runs/airquality"), help="output directory")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG learning curves")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and check the arguments; ``--quick`` replaces the size defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in (
+            ("window", 24),
+            ("hidden_size", 16),
+            ("num_layers", 1),
+            ("epochs", 2),
+            ("batch_size", 256),
+        ):
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+    for name in ("window", "hidden_size", "num_layers", "epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if not 0.0 < args.val_fraction < 0.5:
+        parser.error(f"--val-fraction must be in (0, 0.5), got {args.val_fraction!r}")
+    if args.folds is not None and any(not 0 <= k < 6 for k in args.folds):
+        parser.error(f"--folds must be indices in [0, 6), got {args.folds!r}")
+    args.cells = list(dict.fromkeys(args.cells))
+    args.seeds = list(dict.fromkeys(args.seeds)) if args.seeds else [args.seed]
+    return args
+
+
+# --------------------------------------------------------------------------- data
+def build_dataset(aq: AirQuality, window: int) -> SlidingWindowDataset:
+    """Windows over forward-filled inputs plus calendar columns; targets as measured."""
+    filled = aq.fill_missing("ffill")  # causal: only earlier readings fill a gap
+    calendar = calendar_features(aq.timestamps)
+    weekday = (aq.timestamps.astype("datetime64[D]").astype(np.int64) + 3) % 7  # Monday = 0
+    weekend = (weekday >= 5).astype(np.float32)[:, None]
+    series = np.concatenate([filled.values, calendar, weekend], axis=1)
+    return SlidingWindowDataset(
+        series,
+        window=window,
+        horizon=1,
+        target_columns=[TARGET],
+        targets=aq[TARGET],  # never filled: windows with a missing target are skipped
+        timestamps=aq.timestamps,
+        columns=(*aq.columns, *CALENDAR_COLUMNS),
+        # a leading gap survives forward filling; such windows cannot be used
+        drop_incomplete_inputs=True,
+    )
+
+
+def carve_validation(
+    ds: SlidingWindowDataset, train_idx: npt.NDArray[np.int64], fraction: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split a fold's training samples into (fit, validation) by time, with a purge gap.
+
+    The validation samples are the latest ``fraction`` of the training samples; a fit sample
+    is kept only if its target hour lies at least one window before the first validation
+    window starts, so no fit sample shares a reading with a validation sample.
+    """
+    order = train_idx[np.argsort(ds.end_rows[train_idx], kind="stable")]
+    n_val = max(1, round(fraction * order.size))
+    val_idx = order[-n_val:]
+    first_val_row = int(ds.end_rows[val_idx].min()) - (ds.window - 1)
+    target_rows = ds.end_rows[order] + ds.horizon
+    fit_idx = order[target_rows < first_val_row - ds.window]
+    if fit_idx.size == 0:
+        raise ValueError("the fold has too few training windows to carve a validation slice")
+    return np.sort(fit_idx), np.sort(val_idx)
+
+
+def make_loader(
+    dataset: SlidingWindowDataset,
+    indices: npt.NDArray[np.int64],
+    batch_size: int,
+    generator: torch.Generator | None = None,
+) -> DataLoader[Any]:
+    """A loader yielding whole batches gathered in one operation by the data set.
+
+    A :class:`~torch.utils.data.BatchSampler` as ``sampler`` with ``batch_size=None`` hands
+    each list of indices to ``dataset[indices]`` (no per-sample collate). With a
+    ``generator`` the order is reshuffled every pass, reproducibly.
+    """
+    order: Sampler[int] | list[int] = (
+        SubsetRandomSampler(indices.tolist(), generator=generator)
+        if generator is not None
+        else indices.tolist()
+    )
+    return DataLoader(
+        dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False)
+    )
+
+
+# --------------------------------------------------------------------------- one fold
+@dataclass
+class FoldResult:
+    """What training one cell on one fold produced (all MSEs in original units)."""
+
+    cell: str
+    fold: int
+    seed: int
+    test_mse: float
+    val_mse: float
+    best_epoch: int
+    records: list[dict[str, Any]]
+    cpu_seconds: float
+    wall_seconds: float
+
+
+def train_fold(
+    args: argparse.Namespace,
+    ds: SlidingWindowDataset,
+    cell: str,
+    fold: int,
+    seed: int,
+    fit_idx: npt.NDArray[np.int64],
+    val_idx: npt.NDArray[np.int64],
+    test_idx: npt.NDArray[np.int64],
+    out_dir: Path,
+) -> FoldResult:
+    """Train one cell on one fold and return its test MSE in original units."""
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    # Statistics from the rows the fit windows read: never from validation or test months.
+    scaler = ZScoreScaler(enabled=not args.no_scale).fit(ds.series, rows=ds.covered_rows(fit_idx))
+    scaled = ds.scaled(scaler)
+    target_scale = float(scaler.scale_[ds.target_columns[0]]) if scaler.scale_ is not None else 1.0
+    to_original = target_scale**2  # MSE in scaled units -> (ug/m3)^2
+
+    torch.manual_seed(seed * 1000 + CELLS.index(cell) * 10 + fold)
+    generator = torch.Generator().manual_seed(seed * 1000 + fold)
+    train_loader = make_loader(scaled, fit_idx, args.batch_size, generator)
+    val_loader = make_loader(scaled, val_idx, 1024)
+    test_loader = make_loader(scaled, test_idx, 1024)
+
+    model = create_model(
+        f"{cell}_regressor",
+        input_size=len(ds.input_columns),
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        dropout=args.dropout,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.lr, total_steps=args.epochs * len(train_loader), pct_start=0.2
+    )
+    history = fit(
+        model,
+        train_loader,
+        optimizer,
+        epochs=args.epochs,
+        val_loader=val_loader,
+        loss_fn=F.mse_loss,
+        scheduler=scheduler,
+        grad_clip_norm=args.grad_clip,
+        restore_best=True,  # the epoch with the best validation MSE, chosen without test data
+    )
+    best = history.best_epoch()
+    test_mse = _mse(model, test_loader) * to_original
+    records = [
+        {
+            "epoch": r["epoch"],
+            "train_mse": r["train_loss"] * to_original,
+            "val_mse": r["val_loss"] * to_original,
+        }
+        for r in history
+    ]
+    save_checkpoint(
+        out_dir / "checkpoints" / f"{cell}_fold{fold}_seed{seed}.pt",
+        model,
+        epoch=best,
+        extra={
+            "fold": fold,
+            "seed": seed,
+            "test_mse": test_mse,
+            "input_columns": [str(c) for c in (ds.columns or ())],
+            "scaler_mean": [float(v) for v in (scaler.mean_ if scaler.mean_ is not None else [])],
+            "scaler_scale": [
+                float(v) for v in (scaler.scale_ if scaler.scale_ is not None else [])
+            ],
+            "history": history.to_dict(),
+        },
+    )
+    return FoldResult(
+        cell=cell,
+        fold=fold,
+        seed=seed,
+        test_mse=test_mse,
+        val_mse=records[best]["val_mse"],
+        best_epoch=best,
+        records=records,
+        cpu_seconds=time.process_time() - start_cpu,
+        wall_seconds=time.perf_counter() - start_wall,
+    )
+
+
+def _mse(model: nn.Module, loader: DataLoader[Any]) -> float:
+    loss = evaluate(model, loader, loss_fn=F.mse_loss).loss
+    return math.nan if loss is None else float(loss)
+
+
+def persistence_mse(ds: SlidingWindowDataset, test_idx: npt.NDArray[np.int64]) -> float:
+    """MSE of predicting the last observed benzene value (the filled input at the window end)."""
+    ends = torch.as_tensor(ds.end_rows[test_idx])
+    last = ds.series[ends, ds.target_columns[0]].double()
+    target = ds.targets[ends + ds.horizon, 0].double()
+    return float(((last - target) ** 2).mean())
+
+
+# --------------------------------------------------------------------------- reporting
+def format_table(
+    fold_names: Sequence[str],
+    n_test: dict[int, int],
+    persistence: dict[int, float],
+    results: Sequence[FoldResult],
+    cells: Sequence[str],
+    seeds: Sequence[int],
+) -> str:
+    """The final table: test MSE per fold and cell, the persistence baseline and the means.
+
+    With several seeds each cell's entry is the mean over the seeds, and a last row gives
+    the mean over folds as ``mean +- standard deviation over the seeds``.
+    """
+    folds = sorted(persistence)
+    by_key = {(r.cell, r.fold, r.seed): r.test_mse for r in results}
+    head = f"{'fold':<9}{'n_test':>7}{'persistence':>13}" + "".join(f"{c:>10}" for c in cells)
+    lines = [
+        "Next-hour benzene C6H6(GT), test MSE in (ug/m3)^2"
+        + (f", mean over seeds {list(seeds)}" if len(seeds) > 1 else f", seed {seeds[0]}"),
+        head,
+        "-" * len(head),
+    ]
+    for k in folds:
+        row = f"{fold_names[k]:<9}{n_test[k]:>7d}{persistence[k]:>13.2f}"
+        for cell in cells:
+            row += f"{np.mean([by_key[(cell, k, s)] for s in seeds]):>10.2f}"
+        lines.append(row)
+    lines.append("-" * len(head))
+    row = f"{'mean':<9}{'':>7}{np.mean([persistence[k] for k in folds]):>13.2f}"
+    per_seed = {
+        cell: [float(np.mean([by_key[(cell, k, s)] for k in folds])) for s in seeds]
+        for cell in cells
+    }
+    for cell in cells:
+        row += f"{np.mean(per_seed[cell]):>10.2f}"
+    lines.append(row)
+    if len(seeds) > 1:
+        row = f"{'sd/seeds':<9}{'':>7}{'':>13}"
+        for cell in cells:
+            row += f"{np.std(per_seed[cell], ddof=1):>10.2f}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def save_plots(
+    out_dir: Path, results: Sequence[FoldResult], cells: Sequence[str], fold_names: Sequence[str]
+) -> list[Path]:
+    """Learning curves: one figure per cell (a panel per fold) and one comparing the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cellvision.plotting import plot_history
+
+    paths: list[Path] = []
+    seed = results[0].seed  # curves of the first seed
+    folds = sorted({r.fold for r in results})
+    for cell in cells:
+        runs = [r for r in results if r.cell == cell and r.seed == seed]
+        cols = min(3, len(runs))
+        rows = math.ceil(len(runs) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
+        for ax, r in zip(axes.flat, runs, strict=False):
+            plot_history(r.records, ["train_mse", "val_mse"], ax=ax, title=fold_names[r.fold])
+            ax.axvline(r.best_epoch, color="grey", linestyle=":", linewidth=1)
+        for ax in list(axes.flat)[len(runs) :]:
+            ax.axis("off")
+        fig.suptitle(f"{cell.upper()}: MSE in (ug/m3)^2 per epoch (dotted: restored epoch)")
+        fig.tight_layout()
+        path = out_dir / f"learning_curves_{cell}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    # Mean validation MSE over the folds, per epoch, one line per cell.
+    n_epochs = min(len(r.records) for r in results)
+    records = [
+        {
+            "epoch": e,
+            **{
+                f"{cell}_val_mse": float(
+                    np.mean(
+                        [
+                            r.records[e]["val_mse"]
+                            for r in results
+                            if r.cell == cell and r.seed == seed
+                        ]
+                    )
+                )
+                for cell in cells
+            },
+        }
+        for e in range(n_epochs)
+    ]
+    fig = plot_history(
+        records,
+        [f"{cell}_val_mse" for cell in cells],
+        title=f"Validation MSE, mean over {len(folds)} fold(s)",
+    )
+    fig.axes[0].set_ylabel("MSE (ug/m3)^2")
+    path = out_dir / "learning_curves.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    paths.append(path)
+    return paths
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:  # the examples extra brings tqdm
+        raise ImportError(
+            'the progress bar needs tqdm: pip install "cellvision[progress]" (or pass '
+            "--no-progress)"
+        ) from exc
+    return tqdm(total=total, file=sys.stderr, unit="fit", dynamic_ncols=True)
+
+
+# --------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the study; return the process exit status."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    aq = load_air_quality(args.data, drop_columns=DROPPED)
+    ds = build_dataset(aq, args.window)
+    splitter = MonthFoldSplitter(months_per_fold=2, empty="skip")
+    spans = ds.sample_timestamps
+    folds = {
+        k: (np.asarray(train, np.int64), np.asarray(test, np.int64))
+        for k, (train, test) in enumerate(splitter.split(spans, groups=spans))
+        if args.folds is None or k in args.folds
+    }
+    out_dir: Path = args.out
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    persistence = {k: persistence_mse(ds, test) for k, (_, test) in folds.items()}
+    n_test = {k: int(test.size) for k, (_, test) in folds.items()}
+    split_sizes: dict[int, dict[str, int]] = {}
+    bar = _progress_bar(len(args.seeds) * len(args.cells) * len(folds), not args.no_progress)
+    results: list[FoldResult] = []
+    try:
+        for seed in args.seeds:
+            for cell in args.cells:
+                for k, (train, test) in folds.items():
+                    fit_idx, val_idx = carve_validation(ds, train, args.val_fraction)
+                    split_sizes[k] = {"fit": fit_idx.size, "val": val_idx.size, "test": test.size}
+                    if bar is not None:
+                        bar.set_description(f"seed {seed} {cell} {splitter.fold_names[k]}")
+                    r = train_fold(args, ds, cell, k, seed, fit_idx, val_idx, test, out_dir)
+                    results.append(r)
+                    if bar is not None:
+                        bar.set_postfix(test_mse=f"{r.test_mse:.2f}", cpu_s=f"{r.cpu_seconds:.0f}")
+                        bar.update()
+    finally:
+        if bar is not None:
+            bar.close()
+
+    table = format_table(splitter.fold_names, n_test, persistence, results, args.cells, args.seeds)
+    plots = [] if args.no_plots else save_plots(out_dir, results, args.cells, splitter.fold_names)
+    summary = {
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "input_columns": list(ds.columns or ()),
+        "folds": {
+            splitter.fold_names[k]: {
+                **split_sizes[k],
+                "persistence_mse": persistence[k],
+                **{
+                    f"{r.cell}_seed{r.seed}": {
+                        "test_mse": r.test_mse,
+                        "val_mse": r.val_mse,
+                        "best_epoch": r.best_epoch,
+                        "curve": r.records,
+                    }
+                    for r in results
+                    if r.fold == k
+                },
+            }
+            for k in folds
+        },
+        "mean_test_mse": {
+            "persistence": float(np.mean(list(persistence.values()))),
+            **{
+                cell: float(np.mean([r.test_mse for r in results if r.cell == cell]))
+                for cell in args.cells
+            },
+        },
+        "table": table,
+        "plots": [p.name for p in plots],
+    }
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(table)
+    cpu = sum(r.cpu_seconds for r in results)
+    print(
+        f"done in {time.perf_counter() - start:.0f} s wall, {cpu:.0f} s CPU in training; "
+        f"outputs in {out_dir}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""End-to-end runs of ``examples/airquality_recurrent.py`` in ``--quick`` mode."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "examples" / "airquality_recurrent.py"
+# Tiny: one fold, one epoch, two cells (the second one on the same fold).
+ARGS = ["--quick", "--cells", "gru", "lstm", "--folds", "2", "--epochs", "1", "--no-progress"]
+
+
+def _run(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def _table_rows(stdout: str) -> dict[str, list[float]]:
+    rows: dict[str, list[float]] = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if fields and fields[0] in {"May-Jun", "mean"}:
+            rows[fields[0]] = [float(f) for f in fields[1:]]
+    return rows
+
+
+def test_help_lists_the_main_options() -> None:
+    proc = _run("--help")
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--data", "--cells", "--no-scale", "--seed", "--seeds", "--out", "--quick"):
+        assert flag in proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
+    first = _run(*ARGS, "--out", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "a"
+    for name in ("results.json", "learning_curves.png", "learning_curves_gru.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "gru_fold2_seed0.pt",
+        "lstm_fold2_seed0.pt",
+    ]
+    rows = _table_rows(first.stdout)
+    # fold row: n_test, persistence, gru, lstm; mean row: persistence, gru, lstm
+    assert len(rows["May-Jun"]) == 4 and len(rows["mean"]) == 3
+    assert all(math.isfinite(v) and v > 0 for v in rows["May-Jun"] + rows["mean"])
+    assert rows["May-Jun"][1:] == rows["mean"]  # one fold: the mean is that fold
+
+    results = json.loads((out / "results.json").read_text())
+    fold = results["folds"]["May-Jun"]
+    assert fold["fit"] + fold["val"] < 9357 and fold["test"] == rows["May-Jun"][0]
+    assert results["mean_test_mse"]["lstm"] == pytest.approx(rows["mean"][2], abs=0.006)
+    # timings go to stderr, never into the table
+    assert not re.search(r"\bs\b|seconds", first.stdout)
+
+    second = _run(*ARGS, "--out", tmp_path / "b")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+
+
+@pytest.mark.slow
+def test_no_scale_and_seeds_report_spread(tmp_path: Path) -> None:
+    proc = _run(
+        "--quick", "--cells", "rnn", "--folds", "2", "--epochs", "1", "--no-progress",
+        "--no-scale", "--seeds", "0", "1", "--no-plots", "--out", tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "sd/seeds" in proc.stdout
+    assert not (tmp_path / "learning_curves.png").exists()
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
