@@ -34,7 +34,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from cellvision.checkpoint import save_checkpoint
 from cellvision.data.airquality import AirQuality, calendar_features, load_air_quality
 from cellvision.data.scaling import ZScoreScaler
 from cellvision.data.windows import SlidingWindowDataset
-from cellvision.engine import History, evaluate, fit
+from cellvision.engine import evaluate, fit
 from cellvision.models import create_model
 from cellvision.splits import MonthFoldSplitter
 

@@ -61,13 +61,15 @@ def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
     ]
     rows = _table_rows(first.stdout)
     # fold row: n_test, persistence, gru, lstm; mean row: persistence, gru, lstm
-    assert len(rows["May-Jun"]) == 4 and len(rows["mean"]) == 3
+    assert len(rows["May-Jun"]) == 4
+    assert len(rows["mean"]) == 3
     assert all(math.isfinite(v) and v > 0 for v in rows["May-Jun"] + rows["mean"])
     assert rows["May-Jun"][1:] == rows["mean"]  # one fold: the mean is that fold
 
     results = json.loads((out / "results.json").read_text())
     fold = results["folds"]["May-Jun"]
-    assert fold["fit"] + fold["val"] < 9357 and fold["test"] == rows["May-Jun"][0]
+    assert fold["fit"] + fold["val"] < 9357
+    assert fold["test"] == rows["May-Jun"][0]
     assert results["mean_test_mse"]["lstm"] == pytest.approx(rows["mean"][2], abs=0.006)
     # timings go to stderr, never into the table
     assert not re.search(r"\bs\b|seconds", first.stdout)
