@@ -50,7 +50,7 @@ from cellvision.checkpoint import save_checkpoint
 from cellvision.data.airquality import AirQuality, calendar_features, load_air_quality
 from cellvision.data.scaling import ZScoreScaler
 from cellvision.data.windows import SlidingWindowDataset
-from cellvision.engine import evaluate, fit
+from cellvision.engine import fit
 from cellvision.models import create_model
 from cellvision.splits import MonthFoldSplitter
 
@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay")
     train.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip")
     train.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        help="models per cell and fold (different initialisation and batch order); their "
+        "predictions are averaged",
+    )
+    train.add_argument(
         "--seed", type=int, default=0, help="random seed (ignored when --seeds is given)"
     )
     train.add_argument(
@@ -132,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a small smoke run: window 24, one layer of 16 units, 2 epochs",
     )
     run.add_argument("--out", type=Path, default=Path("runs/airquality"), help="output directory")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="train this many models at once in separate processes (results are identical)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG learning curves")
     return parser
@@ -151,7 +164,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ):
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
-    for name in ("window", "hidden_size", "num_layers", "epochs", "batch_size"):
+    for name in (
+        "window",
+        "hidden_size",
+        "num_layers",
+        "epochs",
+        "batch_size",
+        "ensemble",
+        "workers",
+        "threads",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
     if not 0.0 < args.val_fraction < 0.5:
@@ -227,48 +249,81 @@ def make_loader(
 
 
 # --------------------------------------------------------------------------- one fold
-@dataclass
-class FoldResult:
-    """What training one cell on one fold produced (all MSEs in original units)."""
+@dataclass(frozen=True)
+class Job:
+    """One model to train: ensemble ``member`` of ``cell`` on ``fold`` for ``seed``."""
 
+    seed: int
     cell: str
     fold: int
-    seed: int
-    test_mse: float
-    val_mse: float
+    member: int
+
+    @property
+    def torch_seed(self) -> int:
+        return self.seed * 100_000 + self.member * 1_000 + CELLS.index(self.cell) * 10 + self.fold
+
+
+@dataclass
+class MemberResult:
+    """What one trained model produced (predictions and MSEs in original units)."""
+
+    job: Job
+    test_pred: npt.NDArray[np.float64]
+    val_pred: npt.NDArray[np.float64]
     best_epoch: int
     records: list[dict[str, Any]]
     cpu_seconds: float
     wall_seconds: float
 
 
-def train_fold(
-    args: argparse.Namespace,
-    ds: SlidingWindowDataset,
-    cell: str,
-    fold: int,
-    seed: int,
-    fit_idx: npt.NDArray[np.int64],
-    val_idx: npt.NDArray[np.int64],
-    test_idx: npt.NDArray[np.int64],
-    out_dir: Path,
-) -> FoldResult:
-    """Train one cell on one fold and return its test MSE in original units."""
+@dataclass
+class Study:
+    """The data set and its splits, shared by every job of a run."""
+
+    ds: SlidingWindowDataset
+    fold_names: tuple[str, ...]
+    # fold -> (fit, validation, test) sample indices
+    splits: dict[int, tuple[npt.NDArray[np.int64], ...]]
+
+
+def build_study(args: argparse.Namespace) -> Study:
+    """Load the data, build the windows and the purged month folds with validation slices."""
+    aq = load_air_quality(args.data, drop_columns=DROPPED)
+    ds = build_dataset(aq, args.window)
+    splitter = MonthFoldSplitter(months_per_fold=2, empty="skip")
+    spans = ds.sample_timestamps
+    splits = {}
+    for k, (train, test) in enumerate(splitter.split(spans, groups=spans)):
+        if args.folds is None or k in args.folds:
+            fit_idx, val_idx = carve_validation(ds, np.asarray(train), args.val_fraction)
+            splits[k] = (fit_idx, val_idx, np.asarray(test, np.int64))
+    return Study(ds, splitter.fold_names, splits)
+
+
+_STUDY: dict[str, Study] = {}  # per process: built once, reused by every job it runs
+
+
+def run_job(args: argparse.Namespace, job: Job, study: Study | None = None) -> MemberResult:
+    """Train one model and return its validation and test predictions in original units."""
+    torch.set_num_threads(args.threads)
+    if study is None:
+        study = _STUDY.setdefault("study", build_study(args))
+    ds = study.ds
+    fit_idx, val_idx, test_idx = study.splits[job.fold]
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     # Statistics from the rows the fit windows read: never from validation or test months.
     scaler = ZScoreScaler(enabled=not args.no_scale).fit(ds.series, rows=ds.covered_rows(fit_idx))
     scaled = ds.scaled(scaler)
-    target_scale = float(scaler.scale_[ds.target_columns[0]]) if scaler.scale_ is not None else 1.0
-    to_original = target_scale**2  # MSE in scaled units -> (ug/m3)^2
+    # target standard deviation: an MSE in scaled units times its square is in (ug/m3)^2
+    to_original = 1.0 if scaler.scale_ is None else float(scaler.scale_[ds.target_columns[0]])
 
-    torch.manual_seed(seed * 1000 + CELLS.index(cell) * 10 + fold)
-    generator = torch.Generator().manual_seed(seed * 1000 + fold)
+    torch.manual_seed(job.torch_seed)
+    generator = torch.Generator().manual_seed(job.torch_seed)
     train_loader = make_loader(scaled, fit_idx, args.batch_size, generator)
     val_loader = make_loader(scaled, val_idx, 1024)
-    test_loader = make_loader(scaled, test_idx, 1024)
 
     model = create_model(
-        f"{cell}_regressor",
+        f"{job.cell}_regressor",
         input_size=len(ds.input_columns),
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
@@ -290,37 +345,33 @@ def train_fold(
         restore_best=True,  # the epoch with the best validation MSE, chosen without test data
     )
     best = history.best_epoch()
-    test_mse = _mse(model, test_loader) * to_original
     records = [
         {
             "epoch": r["epoch"],
-            "train_mse": r["train_loss"] * to_original,
-            "val_mse": r["val_loss"] * to_original,
+            "train_mse": r["train_loss"] * to_original**2,
+            "val_mse": r["val_loss"] * to_original**2,
         }
         for r in history
     ]
     save_checkpoint(
-        out_dir / "checkpoints" / f"{cell}_fold{fold}_seed{seed}.pt",
+        Path(args.out)
+        / "checkpoints"
+        / f"{job.cell}_fold{job.fold}_seed{job.seed}_m{job.member}.pt",
         model,
         epoch=best,
         extra={
-            "fold": fold,
-            "seed": seed,
-            "test_mse": test_mse,
+            "fold": job.fold,
+            "seed": job.seed,
+            "member": job.member,
             "input_columns": [str(c) for c in (ds.columns or ())],
-            "scaler_mean": [float(v) for v in (scaler.mean_ if scaler.mean_ is not None else [])],
-            "scaler_scale": [
-                float(v) for v in (scaler.scale_ if scaler.scale_ is not None else [])
-            ],
+            "scaler": scaler.state_dict(),
             "history": history.to_dict(),
         },
     )
-    return FoldResult(
-        cell=cell,
-        fold=fold,
-        seed=seed,
-        test_mse=test_mse,
-        val_mse=records[best]["val_mse"],
+    return MemberResult(
+        job=job,
+        test_pred=predict(model, scaled, test_idx, scaler),
+        val_pred=predict(model, scaled, val_idx, scaler),
         best_epoch=best,
         records=records,
         cpu_seconds=time.process_time() - start_cpu,
@@ -328,68 +379,153 @@ def train_fold(
     )
 
 
-def _mse(model: nn.Module, loader: DataLoader[Any]) -> float:
-    loss = evaluate(model, loader, loss_fn=F.mse_loss).loss
-    return math.nan if loss is None else float(loss)
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    scaled: SlidingWindowDataset,
+    indices: npt.NDArray[np.int64],
+    scaler: ZScoreScaler,
+) -> npt.NDArray[np.float64]:
+    """Predictions for ``indices`` mapped back to original units (ug/m3)."""
+    model.eval()
+    outputs = [model(x) for x, _ in make_loader(scaled, indices, 1024)]
+    pred = torch.cat(outputs).numpy()
+    original = scaler.inverse_transform(pred, columns=list(scaled.target_columns))
+    return np.asarray(original[:, 0], dtype=np.float64)
+
+
+def targets_of(ds: SlidingWindowDataset, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Measured benzene at the target hour of each sample."""
+    rows = torch.as_tensor(ds.end_rows[indices] + ds.horizon)
+    return ds.targets[rows, 0].double().numpy()
 
 
 def persistence_mse(ds: SlidingWindowDataset, test_idx: npt.NDArray[np.int64]) -> float:
     """MSE of predicting the last observed benzene value (the filled input at the window end)."""
-    ends = torch.as_tensor(ds.end_rows[test_idx])
-    last = ds.series[ends, ds.target_columns[0]].double()
-    target = ds.targets[ends + ds.horizon, 0].double()
-    return float(((last - target) ** 2).mean())
+    last = ds.series[torch.as_tensor(ds.end_rows[test_idx]), ds.target_columns[0]].double()
+    return float(np.mean((last.numpy() - targets_of(ds, test_idx)) ** 2))
+
+
+def run_jobs(
+    args: argparse.Namespace, study: Study, jobs: Sequence[Job], bar: Any
+) -> list[MemberResult]:
+    """Run the jobs in this process or in ``--workers`` processes; results in job order."""
+    results: dict[Job, MemberResult] = {}
+
+    def done(r: MemberResult) -> None:
+        results[r.job] = r
+        if bar is not None:
+            j = r.job
+            bar.set_description(f"seed {j.seed} {j.cell} {study.fold_names[j.fold]} #{j.member}")
+            bar.set_postfix(cpu_s=f"{r.cpu_seconds:.0f}")
+            bar.update()
+
+    if args.workers <= 1:
+        for job in jobs:
+            done(run_job(args, job, study))
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no torch state shared through fork
+        with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+            futures = [pool.submit(run_job, args, job) for job in jobs]
+            for future in concurrent.futures.as_completed(futures):
+                done(future.result())
+    return [results[job] for job in jobs]
 
 
 # --------------------------------------------------------------------------- reporting
+@dataclass
+class CellFold:
+    """The (ensemble) result of one cell on one fold for one seed, in (ug/m3)^2."""
+
+    cell: str
+    fold: int
+    seed: int
+    test_mse: float
+    val_mse: float
+    member_test_mse: list[float]
+    members: list[MemberResult]
+
+
+def combine(study: Study, members: Sequence[MemberResult]) -> list[CellFold]:
+    """Average the members' predictions per (seed, cell, fold) and score them."""
+    groups: dict[tuple[int, str, int], list[MemberResult]] = {}
+    for m in members:
+        groups.setdefault((m.job.seed, m.job.cell, m.job.fold), []).append(m)
+    out = []
+    for (seed, cell, fold), group in groups.items():
+        _, val_idx, test_idx = study.splits[fold]
+        y_test, y_val = targets_of(study.ds, test_idx), targets_of(study.ds, val_idx)
+        test_pred = np.mean([m.test_pred for m in group], axis=0)
+        val_pred = np.mean([m.val_pred for m in group], axis=0)
+        out.append(
+            CellFold(
+                cell=cell,
+                fold=fold,
+                seed=seed,
+                test_mse=float(np.mean((test_pred - y_test) ** 2)),
+                val_mse=float(np.mean((val_pred - y_val) ** 2)),
+                member_test_mse=[float(np.mean((m.test_pred - y_test) ** 2)) for m in group],
+                members=list(group),
+            )
+        )
+    return out
+
+
 def format_table(
-    fold_names: Sequence[str],
-    n_test: dict[int, int],
+    study: Study,
     persistence: dict[int, float],
-    results: Sequence[FoldResult],
+    results: Sequence[CellFold],
     cells: Sequence[str],
     seeds: Sequence[int],
 ) -> str:
     """The final table: test MSE per fold and cell, the persistence baseline and the means.
 
     With several seeds each cell's entry is the mean over the seeds, and a last row gives
-    the mean over folds as ``mean +- standard deviation over the seeds``.
+    the spread (standard deviation over the seeds) of the mean over folds. With an ensemble,
+    a row gives the mean over folds of the single members too.
     """
     folds = sorted(persistence)
-    by_key = {(r.cell, r.fold, r.seed): r.test_mse for r in results}
-    head = f"{'fold':<9}{'n_test':>7}{'persistence':>13}" + "".join(f"{c:>10}" for c in cells)
-    lines = [
-        "Next-hour benzene C6H6(GT), test MSE in (ug/m3)^2"
-        + (f", mean over seeds {list(seeds)}" if len(seeds) > 1 else f", seed {seeds[0]}"),
-        head,
-        "-" * len(head),
-    ]
+    by_key = {(r.cell, r.fold, r.seed): r for r in results}
+    n_members = len(results[0].members)
+    head = f"{'fold':<10}{'n_test':>7}{'persistence':>13}" + "".join(f"{c:>10}" for c in cells)
+    title = "Next-hour benzene C6H6(GT): test MSE in (ug/m3)^2"
+    if n_members > 1:
+        title += f", {n_members}-model ensembles"
+    title += f", mean over seeds {list(seeds)}" if len(seeds) > 1 else f", seed {seeds[0]}"
+    lines = [title, head, "-" * len(head)]
     for k in folds:
-        row = f"{fold_names[k]:<9}{n_test[k]:>7d}{persistence[k]:>13.2f}"
+        row = f"{study.fold_names[k]:<10}{study.splits[k][2].size:>7d}{persistence[k]:>13.2f}"
         for cell in cells:
-            row += f"{np.mean([by_key[(cell, k, s)] for s in seeds]):>10.2f}"
+            row += f"{np.mean([by_key[(cell, k, s)].test_mse for s in seeds]):>10.2f}"
         lines.append(row)
     lines.append("-" * len(head))
-    row = f"{'mean':<9}{'':>7}{np.mean([persistence[k] for k in folds]):>13.2f}"
     per_seed = {
-        cell: [float(np.mean([by_key[(cell, k, s)] for k in folds])) for s in seeds]
+        cell: [float(np.mean([by_key[(cell, k, s)].test_mse for k in folds])) for s in seeds]
         for cell in cells
     }
-    for cell in cells:
-        row += f"{np.mean(per_seed[cell]):>10.2f}"
-    lines.append(row)
+    row = f"{'mean':<10}{'':>7}{np.mean([persistence[k] for k in folds]):>13.2f}"
+    lines.append(row + "".join(f"{np.mean(per_seed[c]):>10.2f}" for c in cells))
     if len(seeds) > 1:
-        row = f"{'sd/seeds':<9}{'':>7}{'':>13}"
-        for cell in cells:
-            row += f"{np.std(per_seed[cell], ddof=1):>10.2f}"
-        lines.append(row)
+        row = f"{'sd/seeds':<10}{'':>7}{'':>13}"
+        lines.append(row + "".join(f"{np.std(per_seed[c], ddof=1):>10.2f}" for c in cells))
+    if n_members > 1:
+        row = f"{'single':<10}{'':>7}{'':>13}"
+        single = {
+            c: np.mean([np.mean(by_key[(c, k, s)].member_test_mse) for k in folds for s in seeds])
+            for c in cells
+        }
+        lines.append(row + "".join(f"{single[c]:>10.2f}" for c in cells))
     return "\n".join(lines)
 
 
-def save_plots(
-    out_dir: Path, results: Sequence[FoldResult], cells: Sequence[str], fold_names: Sequence[str]
-) -> list[Path]:
-    """Learning curves: one figure per cell (a panel per fold) and one comparing the cells."""
+def save_plots(out_dir: Path, study: Study, members: Sequence[MemberResult]) -> list[Path]:
+    """Learning curves: one figure per cell (a panel per fold) and one comparing the cells.
+
+    Curves are those of the first seed's first ensemble member.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -397,17 +533,20 @@ def save_plots(
 
     from cellvision.plotting import plot_history
 
+    first = members[0].job
+    shown = [m for m in members if m.job.seed == first.seed and m.job.member == 0]
+    cells = list(dict.fromkeys(m.job.cell for m in shown))
     paths: list[Path] = []
-    seed = results[0].seed  # curves of the first seed
-    folds = sorted({r.fold for r in results})
     for cell in cells:
-        runs = [r for r in results if r.cell == cell and r.seed == seed]
+        runs = [m for m in shown if m.job.cell == cell]
         cols = min(3, len(runs))
         rows = math.ceil(len(runs) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
-        for ax, r in zip(axes.flat, runs, strict=False):
-            plot_history(r.records, ["train_mse", "val_mse"], ax=ax, title=fold_names[r.fold])
-            ax.axvline(r.best_epoch, color="grey", linestyle=":", linewidth=1)
+        for ax, m in zip(axes.flat, runs, strict=False):
+            plot_history(
+                m.records, ["train_mse", "val_mse"], ax=ax, title=study.fold_names[m.job.fold]
+            )
+            ax.axvline(m.best_epoch, color="grey", linestyle=":", linewidth=1)
         for ax in list(axes.flat)[len(runs) :]:
             ax.axis("off")
         fig.suptitle(f"{cell.upper()}: MSE in (ug/m3)^2 per epoch (dotted: restored epoch)")
@@ -417,19 +556,13 @@ def save_plots(
         plt.close(fig)
         paths.append(path)
     # Mean validation MSE over the folds, per epoch, one line per cell.
-    n_epochs = min(len(r.records) for r in results)
+    n_epochs = min(len(m.records) for m in shown)
     records = [
         {
             "epoch": e,
             **{
                 f"{cell}_val_mse": float(
-                    np.mean(
-                        [
-                            r.records[e]["val_mse"]
-                            for r in results
-                            if r.cell == cell and r.seed == seed
-                        ]
-                    )
+                    np.mean([m.records[e]["val_mse"] for m in shown if m.job.cell == cell])
                 )
                 for cell in cells
             },
@@ -439,7 +572,7 @@ def save_plots(
     fig = plot_history(
         records,
         [f"{cell}_val_mse" for cell in cells],
-        title=f"Validation MSE, mean over {len(folds)} fold(s)",
+        title=f"Validation MSE, mean over {len(study.splits)} fold(s)",
     )
     fig.axes[0].set_ylabel("MSE (ug/m3)^2")
     path = out_dir / "learning_curves.png"
@@ -459,7 +592,7 @@ def _progress_bar(total: int, enabled: bool) -> Any:
             'the progress bar needs tqdm: pip install "cellvision[progress]" (or pass '
             "--no-progress)"
         ) from exc
-    return tqdm(total=total, file=sys.stderr, unit="fit", dynamic_ncols=True)
+    return tqdm(total=total, file=sys.stderr, unit="model", dynamic_ncols=True)
 
 
 # --------------------------------------------------------------------------- main
@@ -468,61 +601,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    aq = load_air_quality(args.data, drop_columns=DROPPED)
-    ds = build_dataset(aq, args.window)
-    splitter = MonthFoldSplitter(months_per_fold=2, empty="skip")
-    spans = ds.sample_timestamps
-    folds = {
-        k: (np.asarray(train, np.int64), np.asarray(test, np.int64))
-        for k, (train, test) in enumerate(splitter.split(spans, groups=spans))
-        if args.folds is None or k in args.folds
-    }
+    study = build_study(args)
     out_dir: Path = args.out
     (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    persistence = {k: persistence_mse(study.ds, test) for k, (_, _, test) in study.splits.items()}
 
-    persistence = {k: persistence_mse(ds, test) for k, (_, test) in folds.items()}
-    n_test = {k: int(test.size) for k, (_, test) in folds.items()}
-    split_sizes: dict[int, dict[str, int]] = {}
-    bar = _progress_bar(len(args.seeds) * len(args.cells) * len(folds), not args.no_progress)
-    results: list[FoldResult] = []
+    jobs = [
+        Job(seed, cell, fold, member)
+        for seed in args.seeds
+        for cell in args.cells
+        for fold in study.splits
+        for member in range(args.ensemble)
+    ]
+    bar = _progress_bar(len(jobs), not args.no_progress)
     try:
-        for seed in args.seeds:
-            for cell in args.cells:
-                for k, (train, test) in folds.items():
-                    fit_idx, val_idx = carve_validation(ds, train, args.val_fraction)
-                    split_sizes[k] = {"fit": fit_idx.size, "val": val_idx.size, "test": test.size}
-                    if bar is not None:
-                        bar.set_description(f"seed {seed} {cell} {splitter.fold_names[k]}")
-                    r = train_fold(args, ds, cell, k, seed, fit_idx, val_idx, test, out_dir)
-                    results.append(r)
-                    if bar is not None:
-                        bar.set_postfix(test_mse=f"{r.test_mse:.2f}", cpu_s=f"{r.cpu_seconds:.0f}")
-                        bar.update()
+        members = run_jobs(args, study, jobs, bar)
     finally:
         if bar is not None:
             bar.close()
+    results = combine(study, members)
 
-    table = format_table(splitter.fold_names, n_test, persistence, results, args.cells, args.seeds)
-    plots = [] if args.no_plots else save_plots(out_dir, results, args.cells, splitter.fold_names)
+    table = format_table(study, persistence, results, args.cells, args.seeds)
+    plots = [] if args.no_plots else save_plots(out_dir, study, members)
+    cpu = sum(m.cpu_seconds for m in members)
     summary = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "input_columns": list(ds.columns or ()),
+        "input_columns": list(study.ds.columns or ()),
         "folds": {
-            splitter.fold_names[k]: {
-                **split_sizes[k],
+            study.fold_names[k]: {
+                "fit": int(fit_idx.size),
+                "val": int(val_idx.size),
+                "test": int(test_idx.size),
                 "persistence_mse": persistence[k],
                 **{
                     f"{r.cell}_seed{r.seed}": {
                         "test_mse": r.test_mse,
                         "val_mse": r.val_mse,
-                        "best_epoch": r.best_epoch,
-                        "curve": r.records,
+                        "member_test_mse": r.member_test_mse,
+                        "best_epochs": [m.best_epoch for m in r.members],
+                        "curves": [m.records for m in r.members],
                     }
                     for r in results
                     if r.fold == k
                 },
             }
-            for k in folds
+            for k, (fit_idx, val_idx, test_idx) in study.splits.items()
         },
         "mean_test_mse": {
             "persistence": float(np.mean(list(persistence.values()))),
@@ -533,13 +656,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "table": table,
         "plots": [p.name for p in plots],
+        "timing": {
+            "wall_seconds": time.perf_counter() - start,
+            "training_cpu_seconds": cpu,
+            "cpu_seconds_per_model": cpu / len(members),
+        },
     }
     (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table)
-    cpu = sum(r.cpu_seconds for r in results)
     print(
-        f"done in {time.perf_counter() - start:.0f} s wall, {cpu:.0f} s CPU in training; "
-        f"outputs in {out_dir}",
+        f"done in {time.perf_counter() - start:.0f} s wall; training took {cpu:.0f} s CPU "
+        f"({cpu / len(members):.1f} s per model); outputs in {out_dir}",
         file=sys.stderr,
     )
     return 0
