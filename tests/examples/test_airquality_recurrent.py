@@ -56,8 +56,8 @@ def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
     for name in ("results.json", "learning_curves.png", "learning_curves_gru.png"):
         assert (out / name).stat().st_size > 0, name
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "gru_fold2_seed0.pt",
-        "lstm_fold2_seed0.pt",
+        "gru_fold2_seed0_m0.pt",
+        "lstm_fold2_seed0_m0.pt",
     ]
     rows = _table_rows(first.stdout)
     # fold row: n_test, persistence, gru, lstm; mean row: persistence, gru, lstm
@@ -68,6 +68,7 @@ def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
 
     results = json.loads((out / "results.json").read_text())
     fold = results["folds"]["May-Jun"]
+    assert fold["lstm_seed0"]["member_test_mse"] == [results["mean_test_mse"]["lstm"]]
     assert fold["fit"] + fold["val"] < 9357
     assert fold["test"] == rows["May-Jun"][0]
     assert results["mean_test_mse"]["lstm"] == pytest.approx(rows["mean"][2], abs=0.006)
@@ -80,12 +81,22 @@ def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_no_scale_and_seeds_report_spread(tmp_path: Path) -> None:
-    proc = _run(
-        "--quick", "--cells", "rnn", "--folds", "2", "--epochs", "1", "--no-progress",
-        "--no-scale", "--seeds", "0", "1", "--no-plots", "--out", tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "sd/seeds" in proc.stdout
-    assert not (tmp_path / "learning_curves.png").exists()
-    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+def test_no_scale_seeds_ensemble_and_workers(tmp_path: Path) -> None:
+    args = ["--quick", "--cells", "rnn", "--folds", "2", "--epochs", "1", "--no-progress",
+            "--no-scale", "--seeds", "0", "1", "--ensemble", "2", "--no-plots"]  # fmt: skip
+    serial = _run(*args, "--out", tmp_path / "serial")
+    assert serial.returncode == 0, serial.stderr
+    assert "sd/seeds" in serial.stdout
+    assert "single" in serial.stdout
+    assert not (tmp_path / "serial" / "learning_curves.png").exists()
+    assert len(list((tmp_path / "serial" / "checkpoints").iterdir())) == 4
+    # worker processes train the same models: the same table
+    parallel = _run(*args, "--workers", "2", "--out", tmp_path / "parallel")
+    assert parallel.returncode == 0, parallel.stderr
+    assert parallel.stdout == serial.stdout
+
+
+def test_bad_arguments_are_rejected() -> None:
+    proc = _run("--val-fraction", "0.7")
+    assert proc.returncode == 2
+    assert "--val-fraction must be in (0, 0.5)" in proc.stderr
