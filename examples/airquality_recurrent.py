@@ -56,6 +56,10 @@ from cellvision.splits import MonthFoldSplitter
 
 TARGET = "C6H6(GT)"
 DROPPED = ("NMHC(GT)",)
+AIR_QUALITY_NAMES = (
+    "CO(GT)", "PT08.S1(CO)", "NMHC(GT)", "C6H6(GT)", "PT08.S2(NMHC)", "NOx(GT)",
+    "PT08.S3(NOx)", "NO2(GT)", "PT08.S4(NO2)", "PT08.S5(O3)", "T", "RH", "AH",
+)  # fmt: skip
 CELLS = ("rnn", "gru", "lstm")
 CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "weekend")
 
@@ -74,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="an AirQualityUCI CSV file (any variant the loader accepts); default: the copy "
         "bundled with cellvision",
+    )
+    data.add_argument(
+        "--drop",
+        nargs="+",
+        default=list(DROPPED),
+        choices=[c for c in AIR_QUALITY_NAMES if c != TARGET],
+        metavar="COLUMN",
+        help="input columns to leave out",
+    )
+    data.add_argument(
+        "--missing-indicators",
+        action="store_true",
+        help="add a 0/1 input per column with gaps telling whether the reading was filled",
     )
     data.add_argument("--window", type=int, default=48, help="input hours per sample")
     data.add_argument(
@@ -186,13 +203,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # --------------------------------------------------------------------------- data
-def build_dataset(aq: AirQuality, window: int) -> SlidingWindowDataset:
+def build_dataset(
+    aq: AirQuality, window: int, missing_indicators: bool = False
+) -> SlidingWindowDataset:
     """Windows over forward-filled inputs plus calendar columns; targets as measured."""
     filled = aq.fill_missing("ffill")  # causal: only earlier readings fill a gap
     calendar = calendar_features(aq.timestamps)
     weekday = (aq.timestamps.astype("datetime64[D]").astype(np.int64) + 3) % 7  # Monday = 0
     weekend = (weekday >= 5).astype(np.float32)[:, None]
-    series = np.concatenate([filled.values, calendar, weekend], axis=1)
+    parts = [filled.values, calendar, weekend]
+    names = [*aq.columns, *CALENDAR_COLUMNS]
+    if missing_indicators:
+        gaps = np.isnan(aq.values)
+        with_gaps = [j for j in range(gaps.shape[1]) if gaps[:, j].any()]
+        parts.append(gaps[:, with_gaps].astype(np.float32))
+        names += [f"{aq.columns[j]}_filled" for j in with_gaps]
+    series = np.concatenate(parts, axis=1)
     return SlidingWindowDataset(
         series,
         window=window,
@@ -200,7 +226,7 @@ def build_dataset(aq: AirQuality, window: int) -> SlidingWindowDataset:
         target_columns=[TARGET],
         targets=aq[TARGET],  # never filled: windows with a missing target are skipped
         timestamps=aq.timestamps,
-        columns=(*aq.columns, *CALENDAR_COLUMNS),
+        columns=names,
         # a leading gap survives forward filling; such windows cannot be used
         drop_incomplete_inputs=True,
     )
@@ -288,8 +314,8 @@ class Study:
 
 def build_study(args: argparse.Namespace) -> Study:
     """Load the data, build the windows and the purged month folds with validation slices."""
-    aq = load_air_quality(args.data, drop_columns=DROPPED)
-    ds = build_dataset(aq, args.window)
+    aq = load_air_quality(args.data, drop_columns=args.drop)
+    ds = build_dataset(aq, args.window, args.missing_indicators)
     splitter = MonthFoldSplitter(months_per_fold=2, empty="skip")
     spans = ds.sample_timestamps
     splits = {}
