@@ -21,7 +21,7 @@ The study of the original notebook, rebuilt from cellvision's building blocks:
 Outputs under ``--out``: ``results.json``, learning curves as PNG (``learning_curves.png``
 comparing the cells, ``learning_curves_<cell>.png`` per fold) and one checkpoint per cell
 and fold. The final table goes to stdout and is identical for two runs with the same
-seeds; progress and timings go to stderr.
+seeds (whatever ``--workers``); progress and timings go to stderr.
 
 Run ``python examples/airquality_recurrent.py --help`` for the options; ``--quick`` is a
 small smoke run.
@@ -47,7 +47,12 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Sampler, SubsetRandomSampler
 
 from cellvision.checkpoint import save_checkpoint
-from cellvision.data.airquality import AirQuality, calendar_features, load_air_quality
+from cellvision.data.airquality import (
+    AIR_QUALITY_COLUMNS,
+    AirQuality,
+    calendar_features,
+    load_air_quality,
+)
 from cellvision.data.scaling import ZScoreScaler
 from cellvision.data.windows import SlidingWindowDataset
 from cellvision.engine import fit
@@ -56,10 +61,6 @@ from cellvision.splits import MonthFoldSplitter
 
 TARGET = "C6H6(GT)"
 DROPPED = ("NMHC(GT)",)
-AIR_QUALITY_NAMES = (
-    "CO(GT)", "PT08.S1(CO)", "NMHC(GT)", "C6H6(GT)", "PT08.S2(NMHC)", "NOx(GT)",
-    "PT08.S3(NOx)", "NO2(GT)", "PT08.S4(NO2)", "PT08.S5(O3)", "T", "RH", "AH",
-)  # fmt: skip
 CELLS = ("rnn", "gru", "lstm")
 CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "weekend")
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--drop",
         nargs="+",
         default=list(DROPPED),
-        choices=[c for c in AIR_QUALITY_NAMES if c != TARGET],
+        choices=[c for c in AIR_QUALITY_COLUMNS if c != TARGET],
         metavar="COLUMN",
         help="input columns to leave out",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -9,7 +10,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +103,45 @@ def test_bad_arguments_are_rejected() -> None:
     proc = _run("--val-fraction", "0.7")
     assert proc.returncode == 2
     assert "--val-fraction must be in (0, 0.5)" in proc.stderr
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("airquality_recurrent", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_validation_slice_is_carved_from_training_months_with_a_gap() -> None:
+    script = _load_script()
+    study = script.build_study(script.parse_args(["--folds", "1", "4", "--window", "24"]))
+    ds = study.ds
+    for k, (fit_idx, val_idx, test_idx) in study.splits.items():
+        fit_rows, val_rows = ds.covered_rows(fit_idx), ds.covered_rows(val_idx)
+        test_rows = ds.covered_rows(test_idx)
+        # no shared reading between any two of the three sets
+        assert not set(fit_rows) & set(val_rows), k
+        assert not set(test_rows) & (set(fit_rows) | set(val_rows)), k
+        # validation is the latest part of the training windows, a full window after the fit
+        assert val_rows.min() - fit_rows.max() > ds.window
+        assert 0.08 < val_idx.size / (fit_idx.size + val_idx.size) < 0.12
+
+
+def test_persistence_is_the_last_observed_value() -> None:
+    script = _load_script()
+    study = script.build_study(script.parse_args(["--folds", "0"]))
+    ds = study.ds
+    aq = script.load_air_quality(drop_columns=["NMHC(GT)"])
+    benzene = aq["C6H6(GT)"].astype(np.float64)
+    test_idx = study.splits[0][2]
+    # naive reference: walk back from the window's last hour to the latest reading
+    errors = []
+    for t in ds.end_rows[test_idx]:
+        s = int(t)
+        while np.isnan(benzene[s]):
+            s -= 1
+        errors.append((benzene[s] - benzene[t + 1]) ** 2)
+    assert script.persistence_mse(ds, test_idx) == pytest.approx(np.mean(errors), rel=1e-9)
