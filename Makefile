@@ -13,7 +13,7 @@ WHEEL_VENV ?= build/wheel-venv
 .PHONY: demo test lint typecheck unit docs wheel clean
 
 demo: $(VENV)/.installed-examples
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/airquality_recurrent.py --quick
 
 test: $(VENV)/.installed-dev lint typecheck unit docs wheel
 
