@@ -3,7 +3,7 @@
 Trains ``cellcycle_convnet`` on synthetic cells (default) or a Jurkat ``CellCycle`` folder
 (``--data-dir``; G1/S/G2 merged into Interphase) with the shared recipe of
 ``cellcycle_recipe.py``: stratified train/validation/test split, ``ClassBalancedSampler``
-(alpha 0.9), batched augmentation on the device, AdamW with a one-cycle schedule and a head
+(alpha 0.9), batched augmentation on the device, AdamW with a warm-up + cosine schedule and a head
 initialised to the training class prior; a balanced report on the validation split every
 epoch; the final table on the test split, next to a linear classifier on raw pixels.
 

@@ -13,8 +13,8 @@ One function, :func:`run_study`, does the whole study with the library's buildin
    the device by the engine's ``batch_transform``;
 5. the model from the registry with its head initialised to the class prior of the training
    batches (the training class counts reweighted by the sampler,
-   :func:`~cellvision.sampling.expected_class_distribution`), AdamW and a one-cycle
-   learning-rate schedule;
+   :func:`~cellvision.sampling.expected_class_distribution`), AdamW and a linear warm-up +
+   cosine learning-rate schedule stepped per batch;
 6. :func:`cellvision.engine.fit` with a per-epoch
    :class:`~cellvision.metrics.BalancedClassificationMetrics` report on the validation split;
 7. the reported numbers come from the test split, evaluated once at the end. By default the
@@ -100,7 +100,7 @@ class CellCycleRecipe(Config):
     epochs, batch_size : int
         Training length and per-process batch size.
     lr, weight_decay : float
-        AdamW peak learning rate (one-cycle schedule) and decoupled weight decay.
+        AdamW peak learning rate (warm-up + cosine schedule) and decoupled weight decay.
     dropout : float
         Model dropout.
     width : int
@@ -302,6 +302,24 @@ def _eval_loader(dataset: CellImageDataset) -> DataLoader[Any]:
     return DataLoader(dataset, batch_size=256)
 
 
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.2
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the peak rate, then cosine decay to zero, stepped per batch.
+
+    (One-cycle in spirit; written as a ``LambdaLR`` so it also works for a handful of steps.)
+    """
+    warmup = max(1, round(warmup_fraction * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 @dataclasses.dataclass
 class ModelResult:
     """What one trained model produced: its history and its test report."""
@@ -332,9 +350,7 @@ def train_and_test(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, total_steps=epochs * len(train_loader), pct_start=0.25
-    )
+    scheduler = warmup_cosine(optimizer, epochs * len(train_loader))
     metric = BalancedClassificationMetrics(len(class_names), class_names=class_names)
 
     def report(history: History) -> None:
@@ -505,7 +521,8 @@ def run_study(
     log(f"{recipe.model} on the test split:")
     log(main_result.test.format(digits=3))
     _stderr(
-        f"time: {wall_seconds:.1f} s wall, {cpu_seconds:.1f} s CPU in this process "
+        f"{recipe.model} study time: {wall_seconds:.1f} s wall, "
+        f"{cpu_seconds:.1f} s CPU in this process "
         f"(torch threads: {torch.get_num_threads()}, load average {_loadavg()})"
     )
     if out_dir is not None and main:
@@ -601,14 +618,16 @@ def write_outputs(
 
 
 # --------------------------------------------------------------------------- command line
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the script docstring's layout and show every default."""
+
+
 def build_parser(
     description: str, *, model: str, defaults: dict[str, Any]
 ) -> argparse.ArgumentParser:
     """The command line shared by the cell-cycle scripts; ``defaults`` override the recipe's."""
     base = CellCycleRecipe(model=model, **defaults)
-    p = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
     g = p.add_argument_group("data")
     g.add_argument("--data-dir", default=None, help="Jurkat CellCycle folder (phase subfolders); "
                    "default: synthetic cells")  # fmt: skip
@@ -622,7 +641,7 @@ def build_parser(
     for name, kind, text in (
         ("epochs", int, "training epochs"),
         ("batch_size", int, "batch size (per process)"),
-        ("lr", float, "AdamW peak learning rate (one-cycle)"),
+        ("lr", float, "AdamW peak learning rate (warm-up + cosine)"),
         ("weight_decay", float, "AdamW weight decay"),
         ("dropout", float, "model dropout"),
         ("width", int, "ConvNet channels / ViT embedding size"),
@@ -638,8 +657,9 @@ def build_parser(
         ("baseline_epochs", int, "epochs of the linear raw-pixel baseline (0: skip it)"),
         ("seed", int, "random seed"),
     ):
-        g.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(base, name),
-                       help=text)  # fmt: skip
+        # Both spellings: --batch-size for people, --batch_size for sweep agents (wandb).
+        flags = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])
+        g.add_argument(*flags, dest=name, type=kind, default=getattr(base, name), help=text)
     g.add_argument("--select", choices=("last", "best"), default=base.select,
                    help="test the last epoch or the best by val. balanced accuracy")  # fmt: skip
     g.add_argument("--no-augment", action="store_true", help="train without augmentation")

@@ -3,7 +3,7 @@
 Same recipe as ``cellcycle_convnet.py`` (shared in ``cellcycle_recipe.py``): synthetic cells
 by default or a Jurkat ``CellCycle`` folder (``--data-dir``; G1/S/G2 merged into Interphase),
 stratified train/validation/test split, ``ClassBalancedSampler`` (alpha 0.9), batched
-augmentation on the device, AdamW with a one-cycle schedule, a head initialised to the
+augmentation on the device, AdamW with a warm-up + cosine schedule, a head initialised to the
 training class prior and a balanced report on the validation split every epoch. The model is
 ``cellcycle_vit`` made small enough for a CPU (width 64, 4 blocks of 4 heads, 11x11 patches,
 mean-pooled tokens); transformers learn the cell shapes more slowly than the ConvNet, so the
