@@ -217,7 +217,7 @@ def subset(data: CellImageDataset, index: np.ndarray[Any, Any], transform: Any) 
     )
 
 
-def augmentation(max_shift: int, *, device: torch.device, seed: int) -> Callable[[Tensor], Tensor]:
+def augmentation(max_shift: int, *, seed: int) -> Callable[[Tensor], Tensor]:
     """The training-batch augmentation as an engine ``batch_transform`` (seeded)."""
     steps: list[Any] = [RandomDihedral()]
     if max_shift:
@@ -430,9 +430,9 @@ def run_study(
     # The head starts at the class prior of the training batches: the training class counts
     # reweighted by the sampler (never the validation or test counts). A class absent from
     # training still needs a positive entry.
-    class_freqs = (
-        expected_class_distribution(train_set.targets, recipe.alpha).clamp(min=1e-6).tolist()
-    )
+    batch_prior = expected_class_distribution(train_set.targets, recipe.alpha)
+    class_freqs = [1e-6] * len(names)
+    class_freqs[: len(batch_prior)] = batch_prior.clamp(min=1e-6).tolist()
     split_counts = {
         split: torch.bincount(data.targets[torch.from_numpy(idx)], minlength=len(names)).tolist()
         for split, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
@@ -443,9 +443,7 @@ def run_study(
 
     in_channels, img_size = int(data.images.shape[1]), int(data.images.shape[-1])
     val_loader, test_loader = _eval_loader(val_set), _eval_loader(test_set)
-    augment = (
-        augmentation(recipe.max_shift, device=device, seed=recipe.seed) if recipe.augment else None
-    )
+    augment = augmentation(recipe.max_shift, seed=recipe.seed) if recipe.augment else None
 
     torch.manual_seed(recipe.seed)
     model = build_model(
@@ -520,11 +518,12 @@ def run_study(
     log("")
     log(f"{recipe.model} on the test split:")
     log(main_result.test.format(digits=3))
-    _stderr(
-        f"{recipe.model} study time: {wall_seconds:.1f} s wall, "
-        f"{cpu_seconds:.1f} s CPU in this process "
-        f"(torch threads: {torch.get_num_threads()}, load average {_loadavg()})"
-    )
+    if verbose:
+        _stderr(
+            f"{recipe.model} study time: {wall_seconds:.1f} s wall, "
+            f"{cpu_seconds:.1f} s CPU in this process "
+            f"(torch threads: {torch.get_num_threads()}, load average {_loadavg()})"
+        )
     if out_dir is not None and main:
         write_outputs(out_dir, summary, main_result, val_set, device, pca_plot=pca_plot)
         _stderr(f"outputs written to {out_dir}")
