@@ -26,7 +26,7 @@ from cellcycle_recipe import main
 #: Script defaults (the recipe's own defaults fill in the rest).
 DEFAULTS: dict[str, object] = {"epochs": 12, "lr": 3e-3, "width": 32, "depth": 4}
 #: What ``--quick`` changes (unless given on the command line).
-QUICK: dict[str, object] = {"epochs": 3, "baseline_epochs": 3, "width": 16, "depth": 2}
+QUICK: dict[str, object] = {"epochs": 6, "baseline_epochs": 6, "width": 16, "depth": 3}
 
 
 def run(argv: Sequence[str] | None = None) -> None:
