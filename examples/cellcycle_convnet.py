@@ -24,7 +24,14 @@ from collections.abc import Sequence
 from cellcycle_recipe import main
 
 #: Script defaults (the recipe's own defaults fill in the rest).
-DEFAULTS: dict[str, object] = {"epochs": 12, "lr": 3e-3, "width": 32, "depth": 4}
+DEFAULTS: dict[str, object] = {
+    "epochs": 30,
+    "lr": 3e-3,
+    "width": 32,
+    "depth": 4,
+    "dropout": 0.0,
+    "baseline_epochs": 12,
+}
 #: What ``--quick`` changes (unless given on the command line).
 QUICK: dict[str, object] = {"epochs": 6, "baseline_epochs": 6, "width": 16, "depth": 3}
 

@@ -31,7 +31,14 @@ import torch
 import torch.distributed as dist
 from cellcycle_recipe import build_parser, run_from_args
 
-DEFAULTS: dict[str, object] = {"epochs": 12, "lr": 3e-3, "width": 32, "depth": 4}
+DEFAULTS: dict[str, object] = {
+    "epochs": 30,
+    "lr": 3e-3,
+    "width": 32,
+    "depth": 4,
+    "dropout": 0.0,
+    "baseline_epochs": 12,
+}
 QUICK: dict[str, object] = {"epochs": 2, "baseline_epochs": 2, "width": 16, "depth": 2}
 
 
