@@ -26,7 +26,7 @@ from cellcycle_recipe import main
 
 #: Script defaults (the recipe's own defaults fill in the rest).
 DEFAULTS: dict[str, object] = {
-    "epochs": 60,
+    "epochs": 100,
     "lr": 1e-3,
     "weight_decay": 0.05,
     "width": 64,
