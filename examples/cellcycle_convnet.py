@@ -33,7 +33,13 @@ DEFAULTS: dict[str, object] = {
     "baseline_epochs": 12,
 }
 #: What ``--quick`` changes (unless given on the command line).
-QUICK: dict[str, object] = {"epochs": 6, "baseline_epochs": 6, "width": 16, "depth": 3}
+QUICK: dict[str, object] = {
+    "epochs": 10,
+    "baseline_epochs": 10,
+    "batch_size": 32,
+    "width": 16,
+    "depth": 3,
+}
 
 
 def run(argv: Sequence[str] | None = None) -> None:

@@ -673,23 +673,24 @@ def build_parser(
     return p
 
 
-def recipe_from_args(
-    parser: argparse.ArgumentParser,
-    args: argparse.Namespace,
-    *,
-    model: str,
-    quick: dict[str, Any],
-) -> CellCycleRecipe:
-    """Build the recipe from parsed arguments; with ``--quick`` the settings in ``quick``
-    replace the defaults that the command line did not change."""
+def parse_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, quick: dict[str, Any]
+) -> argparse.Namespace:
+    """Parse ``argv``; with ``--quick`` the settings in ``quick`` become the defaults, so
+    options given on the command line still win."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args
+
+
+def recipe_from_args(args: argparse.Namespace, *, model: str) -> CellCycleRecipe:
+    """Build the recipe from parsed arguments."""
     fields = [name for name in CellCycleRecipe.field_names() if hasattr(args, name)]
     values: dict[str, Any] = {name: getattr(args, name) for name in fields}
     values["model"] = model
     values["augment"] = not args.no_augment
-    if args.quick:
-        for name, value in quick.items():
-            if values[name] == parser.get_default(name):
-                values[name] = value
     return CellCycleRecipe.from_dict(values)
 
 
@@ -703,8 +704,8 @@ def main(
 ) -> dict[str, Any]:
     """Parse the command line, load the data and run the study (single process)."""
     parser = build_parser(description, model=model, defaults=defaults)
-    args = parser.parse_args(argv)
-    return run_from_args(parser, args, model=model, quick=quick)
+    args = parse_args(parser, argv, quick)
+    return run_from_args(parser, args, model=model)
 
 
 def run_from_args(
@@ -712,14 +713,13 @@ def run_from_args(
     args: argparse.Namespace,
     *,
     model: str,
-    quick: dict[str, Any],
     device: torch.device | str | None = None,
 ) -> dict[str, Any]:
     """Run the study described by parsed arguments (also used by the DDP script)."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        recipe = recipe_from_args(parser, args, model=model, quick=quick)
+        recipe = recipe_from_args(args, model=model)
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     counts = args.counts if args.counts is not None else (QUICK_COUNTS if args.quick else None)

@@ -37,7 +37,13 @@ DEFAULTS: dict[str, object] = {
     "baseline_epochs": 0,
 }
 #: What ``--quick`` changes (unless given on the command line).
-QUICK: dict[str, object] = {"epochs": 6, "width": 32, "depth": 2, "patch_size": 8}
+QUICK: dict[str, object] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "width": 32,
+    "depth": 2,
+    "patch_size": 8,
+}
 
 
 def run(argv: Sequence[str] | None = None) -> None:

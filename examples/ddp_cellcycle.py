@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
-from cellcycle_recipe import build_parser, run_from_args
+from cellcycle_recipe import build_parser, parse_args, run_from_args
 
 DEFAULTS: dict[str, object] = {
     "epochs": 30,
@@ -45,7 +45,7 @@ QUICK: dict[str, object] = {"epochs": 2, "baseline_epochs": 2, "width": 16, "dep
 def run(argv: Sequence[str] | None = None) -> None:
     """Initialise the process group from the ``torchrun`` environment and run the study."""
     parser = build_parser(__doc__ or "", model="cellcycle_convnet", defaults=DEFAULTS)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, QUICK)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = args.device.startswith("cuda")
@@ -61,7 +61,7 @@ def run(argv: Sequence[str] | None = None) -> None:
     if distributed:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     try:
-        run_from_args(parser, args, model="cellcycle_convnet", quick=QUICK, device=device)
+        run_from_args(parser, args, model="cellcycle_convnet", device=device)
     finally:
         if distributed:
             dist.destroy_process_group()
