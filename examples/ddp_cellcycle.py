@@ -29,17 +29,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
+from cellcycle_convnet import DEFAULTS, QUICK  # the same recipe as the one-process script
 from cellcycle_recipe import build_parser, parse_args, run_from_args
-
-DEFAULTS: dict[str, object] = {
-    "epochs": 30,
-    "lr": 3e-3,
-    "width": 32,
-    "depth": 4,
-    "dropout": 0.0,
-    "baseline_epochs": 12,
-}
-QUICK: dict[str, object] = {"epochs": 2, "baseline_epochs": 2, "width": 16, "depth": 2}
 
 
 def run(argv: Sequence[str] | None = None) -> None:
