@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.examples._run import run_script
+from tests.examples._run import EXAMPLES, run_script
 
 pytest.importorskip("optuna")
 
@@ -30,3 +31,18 @@ def test_two_trials_print_best_config(tmp_path: Path) -> None:
         assert best[name] == value
     assert 16 <= best["width"] <= 48
     assert 0.5 <= best["alpha"] <= 1.0
+
+
+def test_wandb_sweep_has_the_same_search_space() -> None:
+    yaml = pytest.importorskip("yaml")
+    sys.path.insert(0, str(EXAMPLES))
+    space = pytest.importorskip("sweep_optuna").SEARCH_SPACE
+    params = yaml.safe_load((EXAMPLES / "sweep_wandb.yaml").read_text())["parameters"]
+    for name, (kind, spec) in space.items():
+        wandb = params[name]
+        if kind == "categorical":
+            assert tuple(wandb["values"]) == spec
+        else:
+            assert (wandb["min"], wandb["max"]) == spec
+            expected = "log_uniform_values" if kind == "log_float" else "uniform"
+            assert wandb["distribution"] == expected
