@@ -13,7 +13,7 @@ WHEEL_VENV ?= build/wheel-venv
 .PHONY: demo test lint typecheck unit docs wheel clean
 
 demo: $(VENV)/.installed-examples
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/airquality_recurrent.py --quick
 
 test: $(VENV)/.installed-dev lint typecheck unit docs wheel
 
@@ -47,6 +47,9 @@ wheel: $(VENV)/.installed-dev
 	$(WHEEL_VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(WHEEL_VENV)/bin/python -m pip install --quiet dist/*.whl
 	cd $(WHEEL_VENV) && bin/python -c "import cellvision; print('cellvision', cellvision.__version__)"
+	$(BIN)/python -m zipfile -l dist/*.whl
+	$(BIN)/python .ci/check_wheel.py dist/*.whl
+	cd $(WHEEL_VENV) && bin/python $(CURDIR)/.ci/run_readme_example.py $(CURDIR)/README.md
 
 clean:
 	rm -rf $(VENV) build dist docs/_build .mypy_cache .ruff_cache .pytest_cache

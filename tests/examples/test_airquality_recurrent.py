@@ -1,0 +1,147 @@
+"""End-to-end runs of ``examples/airquality_recurrent.py`` in ``--quick`` mode."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "examples" / "airquality_recurrent.py"
+# Tiny: one fold, one epoch, two cells (the second one on the same fold).
+ARGS = ["--quick", "--cells", "gru", "lstm", "--folds", "2", "--epochs", "1", "--no-progress"]
+
+
+def _run(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+def _table_rows(stdout: str) -> dict[str, list[float]]:
+    rows: dict[str, list[float]] = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if fields and fields[0] in {"May-Jun", "mean"}:
+            rows[fields[0]] = [float(f) for f in fields[1:]]
+    return rows
+
+
+def test_help_lists_the_main_options() -> None:
+    proc = _run("--help")
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--data", "--cells", "--no-scale", "--seed", "--seeds", "--out", "--quick"):
+        assert flag in proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
+    first = _run(*ARGS, "--out", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "a"
+    for name in ("results.json", "learning_curves.png", "learning_curves_gru.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "gru_fold2_seed0_m0.pt",
+        "lstm_fold2_seed0_m0.pt",
+    ]
+    rows = _table_rows(first.stdout)
+    # fold row: n_test, persistence, gru, lstm; mean row: persistence, gru, lstm
+    assert len(rows["May-Jun"]) == 4
+    assert len(rows["mean"]) == 3
+    assert all(math.isfinite(v) and v > 0 for v in rows["May-Jun"] + rows["mean"])
+    assert rows["May-Jun"][1:] == rows["mean"]  # one fold: the mean is that fold
+
+    results = json.loads((out / "results.json").read_text())
+    fold = results["folds"]["May-Jun"]
+    assert fold["lstm_seed0"]["member_test_mse"] == [results["mean_test_mse"]["lstm"]]
+    assert fold["fit"] + fold["val"] < 9357
+    assert fold["test"] == rows["May-Jun"][0]
+    assert results["mean_test_mse"]["lstm"] == pytest.approx(rows["mean"][2], abs=0.006)
+    # timings go to stderr, never into the table
+    assert not re.search(r"\bs\b|seconds", first.stdout)
+
+    second = _run(*ARGS, "--out", tmp_path / "b")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+
+
+@pytest.mark.slow
+def test_no_scale_seeds_ensemble_and_workers(tmp_path: Path) -> None:
+    args = ["--quick", "--cells", "rnn", "--folds", "2", "--epochs", "1", "--no-progress",
+            "--no-scale", "--seeds", "0", "1", "--ensemble", "2", "--no-plots"]  # fmt: skip
+    serial = _run(*args, "--out", tmp_path / "serial")
+    assert serial.returncode == 0, serial.stderr
+    assert "sd/seeds" in serial.stdout
+    assert "single" in serial.stdout
+    assert not (tmp_path / "serial" / "learning_curves.png").exists()
+    assert len(list((tmp_path / "serial" / "checkpoints").iterdir())) == 4
+    # worker processes train the same models: the same table
+    parallel = _run(*args, "--workers", "2", "--out", tmp_path / "parallel")
+    assert parallel.returncode == 0, parallel.stderr
+    assert parallel.stdout == serial.stdout
+
+
+def test_bad_arguments_are_rejected() -> None:
+    proc = _run("--val-fraction", "0.7")
+    assert proc.returncode == 2
+    assert "--val-fraction must be in (0, 0.5)" in proc.stderr
+
+
+def _load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("airquality_recurrent", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_validation_slice_is_carved_from_training_months_with_a_gap() -> None:
+    script = _load_script()
+    study = script.build_study(script.parse_args(["--folds", "1", "4", "--window", "24"]))
+    ds = study.ds
+    for k, (fit_idx, val_idx, test_idx) in study.splits.items():
+        fit_rows, val_rows = ds.covered_rows(fit_idx), ds.covered_rows(val_idx)
+        test_rows = ds.covered_rows(test_idx)
+        # no shared reading between any two of the three sets
+        assert not set(fit_rows) & set(val_rows), k
+        assert not set(test_rows) & (set(fit_rows) | set(val_rows)), k
+        # validation is the latest part of the training windows, a full window after the fit
+        assert val_rows.min() - fit_rows.max() > ds.window
+        assert 0.08 < val_idx.size / (fit_idx.size + val_idx.size) < 0.12
+
+
+def test_persistence_is_the_last_observed_value() -> None:
+    script = _load_script()
+    study = script.build_study(script.parse_args(["--folds", "0"]))
+    ds = study.ds
+    aq = script.load_air_quality(drop_columns=["NMHC(GT)"])
+    benzene = aq["C6H6(GT)"].astype(np.float64)
+    test_idx = study.splits[0][2]
+    # naive reference: walk back from the window's last hour to the latest reading
+    errors = []
+    for t in ds.end_rows[test_idx]:
+        s = int(t)
+        while np.isnan(benzene[s]):
+            s -= 1
+        errors.append((benzene[s] - benzene[t + 1]) ** 2)
+    assert script.persistence_mse(ds, test_idx) == pytest.approx(np.mean(errors), rel=1e-9)
