@@ -24,6 +24,9 @@ def functional_reference(model: ConvNet, x: torch.Tensor) -> torch.Tensor:
     y = nnf.conv2d(x, model.stem.weight, model.stem.bias, padding=pad)
     y = nnf.max_pool2d(y, 2)
     for block in model.blocks:
+        if isinstance(block, torch.nn.MaxPool2d):
+            y = nnf.max_pool2d(y, 2, ceil_mode=True)
+            continue
         y = nnf.conv2d(y, block.conv.weight, None, padding=pad)
         bn = block.norm
         y = (y - bn.running_mean[:, None, None]) / torch.sqrt(
@@ -39,6 +42,8 @@ def functional_reference(model: ConvNet, x: torch.Tensor) -> torch.Tensor:
 def randomise_batch_norm(model: ConvNet) -> None:
     with torch.no_grad():
         for block in model.blocks:
+            if isinstance(block, torch.nn.MaxPool2d):
+                continue
             block.norm.running_mean.uniform_(-0.5, 0.5)
             block.norm.running_var.uniform_(0.5, 2.0)
             block.norm.weight.uniform_(0.5, 1.5)
@@ -51,6 +56,25 @@ def test_matches_functional_reference() -> None:
     randomise_batch_norm(model)
     x = torch.randn(3, 2, 15, 17)
     torch.testing.assert_close(model(x), functional_reference(model, x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("n_blocks", "pool_every", "n_pools"), [(3, 1, 2), (4, 2, 1), (2, 3, 0)])
+def test_pool_every_matches_functional_reference(
+    n_blocks: int, pool_every: int, n_pools: int
+) -> None:
+    torch.manual_seed(1)
+    config = ConvNetConfig(in_channels=1, n_classes=3, channels=6, n_blocks=n_blocks,
+                           pool_every=pool_every)  # fmt: skip
+    model = ConvNet(config).eval()
+    randomise_batch_norm(model)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.blocks) == n_pools
+    # Odd sizes exercise ceil mode: 19 -> 9 (stem pool) -> 5 -> 3.
+    x = torch.randn(2, 1, 19, 21)
+    torch.testing.assert_close(model(x), functional_reference(model, x), atol=1e-5, rtol=1e-5)
+    # Pools add no parameters; the smallest input still works.
+    plain = ConvNet(config.replace(pool_every=None))
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert model(torch.randn(1, 1, 2, 2)).shape == (1, 3)
 
 
 def test_registry_presets_and_parameter_count() -> None:
@@ -148,6 +172,7 @@ def test_properties_on_random_configs(setup: tuple[ConvNetConfig, int, int, int]
         ({"mlp_hidden": 0}, ValueError, "mlp_hidden must be a positive integer, got 0"),
         ({"img_size": 1}, ValueError, "img_size must be at least 2"),
         ({"n_classes": 1}, ValueError, "n_classes must be an integer >= 2, got 1"),
+        ({"pool_every": 0}, ValueError, "pool_every must be a positive integer, got 0"),
         ({"n_classes": True}, TypeError, "n_classes must be an integer >= 2, got True"),
         ({"dropout": 1.0}, ValueError, r"dropout must be in \[0, 1\), got 1.0"),
         ({"dropout": -0.5}, ValueError, r"dropout must be in \[0, 1\), got -0.5"),

@@ -52,6 +52,12 @@ class ConvNetConfig(Config):
     zero_init_head : bool, default False
         Zero the final layer's weight at initialisation, so the untrained model's softmax
         equals the class prior (or the uniform distribution) exactly.
+    pool_every : int or None, default None
+        Insert a 2x2 max-pool (ceil mode, so any size of at least 2x2 still works) after every
+        ``pool_every`` blocks, except after the last block. ``None`` keeps the original
+        network: one pool after the stem only. Pooling inside the stack widens each block's
+        receptive field (whole-cell shapes instead of local texture) and divides its cost by
+        four per pool.
 
     Raises
     ------
@@ -59,7 +65,8 @@ class ConvNetConfig(Config):
         If a field has the wrong type.
     ValueError
         If a size is not positive, ``kernel_size`` is even, ``n_classes < 2``, ``dropout`` is
-        outside ``[0, 1)`` or ``class_freqs`` has the wrong length or a non-positive entry.
+        outside ``[0, 1)``, ``pool_every`` is not a positive integer or ``None``, or
+        ``class_freqs`` has the wrong length or a non-positive entry.
 
     Examples
     --------
@@ -82,6 +89,7 @@ class ConvNetConfig(Config):
     img_size: int = 64
     class_freqs: ClassFreqsLike | None = None
     zero_init_head: bool = False
+    pool_every: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "n_classes", "n_blocks", "channels", "kernel_size"):
@@ -99,6 +107,9 @@ class ConvNetConfig(Config):
         if self.img_size < 2:
             raise ValueError(f"img_size must be at least 2 (max-pool of 2), got {self.img_size!r}")
         check_bool("zero_init_head", self.zero_init_head)
+        object.__setattr__(self, "pool_every", as_int(self.pool_every))
+        if self.pool_every is not None:
+            check_positive_int("pool_every", self.pool_every)
         freqs = as_class_freqs(self.class_freqs, n_classes=self.n_classes)
         object.__setattr__(self, "class_freqs", freqs)
 
@@ -109,7 +120,8 @@ class ConvNet(nn.Module):
     """Stack of convolution blocks with global average pooling and an MLP head.
 
     ``Conv2d(in_channels -> channels) -> MaxPool2d(2) -> n_blocks x ConvBlock(channels) ->
-    AdaptiveAvgPool2d(1) -> flatten -> MLP head``. The max-pool adds some translation
+    AdaptiveAvgPool2d(1) -> flatten -> MLP head`` (with ``pool_every``, more max-pools between
+    the blocks). The max-pool adds some translation
     invariance and halves the work of the blocks; the global average pool squeezes each
     feature map to one number, so the embedding has ``channels`` entries whatever the
     image size. The model returns logits.
@@ -138,6 +150,12 @@ class ConvNet(nn.Module):
     torch.Size([3, 8])
     >>> model(x).shape
     torch.Size([3, 5])
+
+    With a pool after every block the 64x64 input reaches the last block at 4x4:
+
+    >>> pooled = ConvNet(ConvNetConfig(channels=8, n_blocks=4, pool_every=1))
+    >>> sum(isinstance(m, nn.MaxPool2d) for m in pooled.blocks)
+    3
     """
 
     config_class: ClassVar[type[ConvNetConfig]] = ConvNetConfig
@@ -150,12 +168,12 @@ class ConvNet(nn.Module):
         k = config.kernel_size
         self.stem = nn.Conv2d(config.in_channels, config.channels, k, padding=k // 2)
         self.stem_pool = nn.MaxPool2d(2)
-        self.blocks = nn.Sequential(
-            *(
-                ConvBlock(config.channels, config.channels, k, dropout=config.dropout)
-                for _ in range(config.n_blocks)
-            )
-        )
+        layers: list[nn.Module] = []
+        for i in range(1, config.n_blocks + 1):
+            layers.append(ConvBlock(config.channels, config.channels, k, dropout=config.dropout))
+            if config.pool_every is not None and i % config.pool_every == 0 and i < config.n_blocks:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+        self.blocks = nn.Sequential(*layers)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.head: nn.Module
         if config.mlp_hidden is None:
