@@ -54,6 +54,9 @@ AIR_QUALITY_COLUMNS: tuple[str, ...] = (
     "AH",
 )
 
+#: How missing inputs are filled: ``"none"``, ``"ffill"`` (causal: the last reading carries
+#: forward) or ``"linear"`` (interpolation in time; uses the next reading, so it leaks the future
+#: into a forecast window).
 FillMethod = Literal["none", "ffill", "linear"]
 _FILL_METHODS: tuple[str, ...] = ("none", "ffill", "linear")
 
