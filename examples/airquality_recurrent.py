@@ -5,8 +5,11 @@ The study of the original notebook, rebuilt from cellvision's building blocks:
 * the UCI Air Quality data (bundled with the package, or ``--data PATH``) without the
   90%-missing ``NMHC(GT)`` column; inputs forward-filled (causal: a filled value never comes
   from a later hour), targets as measured (windows whose target is missing are skipped);
-* inputs: the 12 measurement columns plus hour-of-day, weekday and a weekend flag;
-* 48-hour windows, target ``C6H6(GT)`` one hour after the window's last step;
+* inputs: the 12 measurement columns; hour of day (cyclic, plus a one-hot code:
+  ``--no-hour-one-hot`` drops it), weekday (cyclic) and a weekend flag; and copies of
+  benzene, its tin-oxide sensor, CO and NOx from 23 hours earlier (``--lags``), so the
+  window's last step also shows the target's hour one day before;
+* 48-hour windows (``--window``), target ``C6H6(GT)`` one hour after the window's last step;
 * six folds of two calendar months (:class:`~cellvision.splits.MonthFoldSplitter`), purging
   windows that straddle a fold boundary;
 * per fold: a validation slice carved from the *training* months (the last
@@ -15,6 +18,8 @@ The study of the original notebook, rebuilt from cellvision's building blocks:
   (weight decay 1e-2) with a one-cycle learning-rate schedule, and the weights of the epoch
   with the best validation MSE restored (the test months are never looked at to choose
   anything);
+* four models per cell and fold (``--ensemble``; different initialisation and batch order)
+  whose predictions are averaged;
 * per fold and cell: test MSE in original units ((ug/m3)^2) next to the persistence
   baseline (predict the last observed benzene value), and the mean over the folds.
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -54,7 +60,7 @@ from cellvision.data.airquality import (
     load_air_quality,
 )
 from cellvision.data.scaling import ZScoreScaler
-from cellvision.data.windows import SlidingWindowDataset
+from cellvision.data.windows import SlidingWindowDataset, lag_features
 from cellvision.engine import fit
 from cellvision.models import create_model
 from cellvision.splits import MonthFoldSplitter
@@ -62,7 +68,9 @@ from cellvision.splits import MonthFoldSplitter
 TARGET = "C6H6(GT)"
 DROPPED = ("NMHC(GT)",)
 CELLS = ("rnn", "gru", "lstm")
-CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "weekend")
+CALENDAR_COLUMNS = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+#: Columns also given as lagged copies (``--lags``): benzene, its sensor, CO and NOx.
+LAGGED_COLUMNS = ("C6H6(GT)", "PT08.S2(NMHC)", "CO(GT)", "NOx(GT)")
 
 
 # --------------------------------------------------------------------------- arguments
@@ -94,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a 0/1 input per column with gaps telling whether the reading was filled",
     )
     data.add_argument("--window", type=int, default=48, help="input hours per sample")
+    data.add_argument(
+        "--hour-one-hot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a one-hot code of the hour of day to the cyclic calendar inputs",
+    )
+    data.add_argument(
+        "--lags",
+        type=int,
+        nargs="*",
+        default=[23],
+        metavar="L",
+        help="add copies of " + ", ".join(LAGGED_COLUMNS) + " shifted back L hours (23: at "
+        "the window's last step, the same hour as the target one day earlier); pass no value "
+        "for none",
+    )
     data.add_argument(
         "--no-scale",
         action="store_true",
@@ -129,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--ensemble",
         type=int,
-        default=1,
+        default=4,
         help="models per cell and fold (different initialisation and batch order); their "
         "predictions are averaged",
     )
@@ -154,14 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quick",
         action="store_true",
-        help="a small, fast run: 24-hour windows, one layer of 32 units, 6 epochs at lr 5e-3",
+        help="a small, fast run: 24-hour windows, one model (no ensemble) of one layer of 32 "
+        "units per cell and fold, 6 epochs at lr 5e-3",
     )
     run.add_argument("--out", type=Path, default=Path("runs/airquality"), help="output directory")
     run.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="train this many models at once in separate processes (results are identical)",
+        default=min(2, os.cpu_count() or 1),
+        help="train this many models at once in separate processes of --threads threads "
+        "each (the results do not depend on it)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     run.add_argument("--no-plots", action="store_true", help="skip the PNG learning curves")
@@ -175,6 +201,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quick:
         for name, value in (
             ("window", 24),
+            ("ensemble", 1),
             ("hidden_size", 32),
             ("num_layers", 1),
             ("epochs", 6),
@@ -205,15 +232,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # --------------------------------------------------------------------------- data
 def build_dataset(
-    aq: AirQuality, window: int, missing_indicators: bool = False
+    aq: AirQuality,
+    window: int,
+    missing_indicators: bool = False,
+    hour_one_hot: bool = False,
+    lags: Sequence[int] = (),
 ) -> SlidingWindowDataset:
-    """Windows over forward-filled inputs plus calendar columns; targets as measured."""
+    """Windows over forward-filled inputs plus calendar and lag columns; targets as measured."""
     filled = aq.fill_missing("ffill")  # causal: only earlier readings fill a gap
-    calendar = calendar_features(aq.timestamps)
+    calendar = calendar_features(aq.timestamps, hour_one_hot=hour_one_hot)
     weekday = (aq.timestamps.astype("datetime64[D]").astype(np.int64) + 3) % 7  # Monday = 0
     weekend = (weekday >= 5).astype(np.float32)[:, None]
     parts = [filled.values, calendar, weekend]
     names = [*aq.columns, *CALENDAR_COLUMNS]
+    names += [f"hour_{h:02d}" for h in range(24)] if hour_one_hot else []
+    names.append("weekend")
+    if lags:
+        lagged = [c for c in LAGGED_COLUMNS if c in aq.columns]
+        # readings from L hours before each step (NaN for the first L rows: those windows
+        # are dropped below)
+        parts.append(lag_features(filled.select(lagged).values, lags))
+        names += [f"{c}_lag{lag}" for lag in lags for c in lagged]
     if missing_indicators:
         gaps = np.isnan(aq.values)
         with_gaps = [j for j in range(gaps.shape[1]) if gaps[:, j].any()]
@@ -316,7 +355,7 @@ class Study:
 def build_study(args: argparse.Namespace) -> Study:
     """Load the data, build the windows and the purged month folds with validation slices."""
     aq = load_air_quality(args.data, drop_columns=args.drop)
-    ds = build_dataset(aq, args.window, args.missing_indicators)
+    ds = build_dataset(aq, args.window, args.missing_indicators, args.hour_one_hot, args.lags)
     splitter = MonthFoldSplitter(months_per_fold=2, empty="skip")
     spans = ds.sample_timestamps
     splits = {}

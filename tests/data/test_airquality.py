@@ -430,6 +430,23 @@ def test_calendar_features_against_datetime() -> None:
         calendar_features(np.zeros(3))
 
 
+def test_calendar_features_hour_one_hot_against_datetime() -> None:
+    start = dt.datetime(2004, 3, 10, 18)
+    stamps = [start + dt.timedelta(hours=h) for h in range(0, 24 * 9, 5)]
+    feats = calendar_features(np.array(stamps, dtype="datetime64[s]"), hour_one_hot=True)
+    assert feats.shape == (len(stamps), 28)
+    assert feats.dtype == np.float32
+    np.testing.assert_array_equal(
+        feats[:, :4], calendar_features(np.array(stamps, dtype="datetime64[s]"))
+    )
+    for row, stamp in zip(feats, stamps, strict=True):
+        expected = np.zeros(24, np.float32)
+        expected[stamp.hour] = 1.0
+        np.testing.assert_array_equal(row[4:], expected)
+    with pytest.raises(TypeError, match="hour_one_hot must be a bool, got 'yes'"):
+        calendar_features(np.array(stamps, dtype="datetime64[s]"), hour_one_hot="yes")  # type: ignore[arg-type]
+
+
 def test_airquality_validates_shapes() -> None:
     ts = np.arange(3).astype("datetime64[h]")
     with pytest.raises(ValueError, match="one row per timestamp"):

@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from cellvision.data.airquality import load_air_quality
 from cellvision.data.scaling import ZScoreScaler
-from cellvision.data.windows import SlidingWindowDataset
+from cellvision.data.windows import SlidingWindowDataset, lag_features
 
 
 def naive_samples(
@@ -318,3 +318,65 @@ def test_numpy_inputs_are_shared_or_converted_once() -> None:
     converted = SlidingWindowDataset(shared.astype(np.float64), window=2)
     assert converted.series.dtype == torch.float32
     torch.testing.assert_close(converted[1][0], ds[1][0])
+
+
+def _naive_lags(values: np.ndarray, lags: list[int]) -> np.ndarray:
+    cols = values.reshape(len(values), -1)
+    out = np.full((len(cols), cols.shape[1] * len(lags)), np.nan)
+    for k, lag in enumerate(lags):
+        for t in range(len(cols)):
+            for c in range(cols.shape[1]):
+                if t - lag >= 0:
+                    out[t, k * cols.shape[1] + c] = cols[t - lag, c]
+    return out
+
+
+@settings(max_examples=40)
+@given(
+    rows=st.integers(1, 30),
+    cols=st.integers(1, 3),
+    lags=st.lists(st.integers(1, 35), min_size=1, max_size=3),
+    flat=st.booleans(),
+)
+def test_lag_features_matches_naive_shift(
+    rows: int, cols: int, lags: list[int], flat: bool
+) -> None:
+    rng = np.random.default_rng(rows * 100 + cols)
+    values = rng.normal(size=(rows,) if flat else (rows, cols))
+    out = lag_features(values, lags)
+    width = 1 if flat else cols
+    assert out.shape == (rows, width * len(lags))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, _naive_lags(values, lags), rtol=1e-6)
+
+
+def test_lag_features_keep_windows_causal() -> None:
+    # With the lagged column appended, no window reads a value from its target row or later.
+    series = np.arange(50, dtype=np.float32)
+    data = np.column_stack([series, lag_features(series, 23)])
+    ds = SlidingWindowDataset(data, window=4, target_columns=[0], drop_incomplete_inputs=True)
+    x, y = ds[: len(ds)]
+    assert len(ds) == 50 - 23 - 4  # windows touching the NaN rows are skipped
+    assert torch.all(x[:, :, 1] == x[:, :, 0] - 23)
+    assert torch.all(x.amax(dim=(1, 2)) < y[:, 0])
+
+
+@pytest.mark.parametrize(
+    ("lags", "error", "match"),
+    [
+        ([], ValueError, "lags must name at least one lag, got \\[\\]"),
+        ([0], ValueError, "lags must be an integer >= 1, got 0"),
+        ([1.5], TypeError, "lags must be an integer >= 1, got 1.5"),
+        (True, TypeError, "lags must be an integer >= 1, got True"),
+    ],
+)
+def test_lag_features_rejects_bad_lags(lags: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        lag_features(np.zeros(5), lags)  # type: ignore[arg-type]
+
+
+def test_lag_features_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="values must be a 1-D or 2-D numeric array"):
+        lag_features(np.zeros((2, 2, 2)), 1)
+    with pytest.raises(ValueError, match="dtype <U1"):
+        lag_features(np.array(["a", "b"]), 1)

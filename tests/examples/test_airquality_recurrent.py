@@ -145,3 +145,35 @@ def test_persistence_is_the_last_observed_value() -> None:
             s -= 1
         errors.append((benzene[s] - benzene[t + 1]) ** 2)
     assert script.persistence_mse(ds, test_idx) == pytest.approx(np.mean(errors), rel=1e-9)
+
+
+def test_inputs_never_read_the_target_hour() -> None:
+    # Naive reference: rebuild each input row from the forward-filled readings by hand.
+    script = _load_script()
+    args = script.parse_args(["--folds", "3"])
+    # the defaults
+    assert args.hour_one_hot
+    assert args.lags == [23]
+    assert args.window == 48
+    study = script.build_study(args)
+    ds = study.ds
+    aq = script.load_air_quality(drop_columns=["NMHC(GT)"])
+    filled = aq.fill_missing("ffill")
+    names = list(ds.columns)
+    hours = aq.timestamps.astype("datetime64[h]").astype(np.int64) % 24
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(ds), size=50, replace=False)
+    x, y = ds[picks]
+    for sample, t in enumerate(ds.end_rows[picks]):
+        t = int(t)
+        assert y[sample, 0].item() == pytest.approx(aq["C6H6(GT)"][t + 1])  # target: hour t + 1
+        for step in range(ds.window):
+            row = t - (ds.window - 1) + step  # never beyond t, the hour before the target
+            got = x[sample, step].numpy()
+            for column in aq.columns:
+                assert got[names.index(column)] == pytest.approx(filled[column][row])
+                lag_name = f"{column}_lag23"
+                if lag_name in names:
+                    assert got[names.index(lag_name)] == pytest.approx(filled[column][row - 23])
+            assert got[names.index(f"hour_{hours[row]:02d}")] == 1.0
+            assert got[[re.fullmatch(r"hour_\d\d", n) is not None for n in names]].sum() == 1.0

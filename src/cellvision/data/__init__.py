@@ -28,7 +28,7 @@ from cellvision.data.transforms import (
     channel_stats,
     to_float_images,
 )
-from cellvision.data.windows import SlidingWindowDataset
+from cellvision.data.windows import SlidingWindowDataset, lag_features
 
 __all__: list[str] = [
     "CELL_CYCLE_PHASES",
@@ -52,6 +52,7 @@ __all__: list[str] = [
     "ZScoreScaler",
     "canonical_phase",
     "channel_stats",
+    "lag_features",
     "load_air_quality",
     "make_synthetic_cells",
     "merge_labels",

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from cellvision.data.airquality import AirQuality, FillMethod
 from cellvision.data.scaling import ZScoreScaler
 
-__all__ = ["SlidingWindowDataset"]
+__all__ = ["SlidingWindowDataset", "lag_features"]
 
 IndexLike = int | slice | Sequence[int] | torch.Tensor | npt.NDArray[np.integer[Any]]
 
@@ -647,6 +647,69 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             s = t.untyped_storage()
             storages[s.data_ptr()] = s.nbytes()
         return sum(storages.values())
+
+
+def lag_features(values: npt.ArrayLike, lags: int | Sequence[int]) -> npt.NDArray[np.float32]:
+    """Return copies of the columns of ``values`` shifted back in time by each lag.
+
+    Row ``t`` of the block for lag ``L`` holds ``values[t - L]``: the reading ``L`` steps
+    *before* row ``t``, never after, so appending these columns to a series keeps every
+    window causal. Rows with ``t < L`` have no earlier reading and hold NaN; a
+    :class:`SlidingWindowDataset` built with ``drop_incomplete_inputs=True`` skips the
+    windows that contain them. A window of ``w`` steps plus a lag of ``L`` lets a model see
+    readings ``L + w - 1`` steps back, for instance the same hour yesterday (``L = 23`` for
+    a next-hour target) at the window's last step.
+
+    Parameters
+    ----------
+    values : array_like
+        Shape ``(T,)`` or ``(T, C)``, numeric.
+    lags : int or sequence of int
+        Positive shifts, in rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32`` array of shape ``(T, C * len(lags))``: the ``C`` columns shifted by the
+        first lag, then by the second, and so on.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` is not 1-D or 2-D numeric, ``lags`` is empty or a lag is below 1.
+    TypeError
+        If a lag is not an integer.
+
+    Examples
+    --------
+    >>> lag_features(np.array([1.0, 2.0, 3.0, 4.0]), [1, 2])
+    array([[nan, nan],
+           [ 1., nan],
+           [ 2.,  1.],
+           [ 3.,  2.]], dtype=float32)
+    >>> lag_features(np.arange(6.0).reshape(3, 2), 1)
+    array([[nan, nan],
+           [ 0.,  1.],
+           [ 2.,  3.]], dtype=float32)
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "fiub" or array.ndim not in (1, 2):
+        raise ValueError(
+            "values must be a 1-D or 2-D numeric array, got "
+            f"shape {array.shape} and dtype {array.dtype}"
+        )
+    columns = array.reshape(array.shape[0], -1).astype(np.float32)
+    lag_list = [lags] if isinstance(lags, (int, np.integer)) else list(lags)
+    if not lag_list:
+        raise ValueError(f"lags must name at least one lag, got {lags!r}")
+    blocks = []
+    for lag in lag_list:
+        lag = _check_int("lags", lag, 1)
+        block = np.full_like(columns, np.nan)
+        if lag < len(columns):
+            block[lag:] = columns[:-lag]
+        blocks.append(block)
+    return np.concatenate(blocks, axis=1)
 
 
 def _as_float_tensor(series: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
