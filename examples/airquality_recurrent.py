@@ -221,6 +221,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
+    if any(lag < 1 for lag in args.lags):
+        parser.error(f"--lags must be positive integers, got {args.lags!r}")
     if not 0.0 < args.val_fraction < 0.5:
         parser.error(f"--val-fraction must be in (0, 0.5), got {args.val_fraction!r}")
     if args.folds is not None and any(not 0 <= k < 6 for k in args.folds):
@@ -247,8 +249,8 @@ def build_dataset(
     names = [*aq.columns, *CALENDAR_COLUMNS]
     names += [f"hour_{h:02d}" for h in range(24)] if hour_one_hot else []
     names.append("weekend")
-    if lags:
-        lagged = [c for c in LAGGED_COLUMNS if c in aq.columns]
+    lagged = [c for c in LAGGED_COLUMNS if c in aq.columns]
+    if lags and lagged:
         # readings from L hours before each step (NaN for the first L rows: those windows
         # are dropped below)
         parts.append(lag_features(filled.select(lagged).values, lags))

@@ -103,6 +103,9 @@ def test_bad_arguments_are_rejected() -> None:
     proc = _run("--val-fraction", "0.7")
     assert proc.returncode == 2
     assert "--val-fraction must be in (0, 0.5)" in proc.stderr
+    proc = _run("--lags", "23", "0")
+    assert proc.returncode == 2
+    assert "--lags must be positive integers, got [23, 0]" in proc.stderr
 
 
 def _load_script() -> ModuleType:
