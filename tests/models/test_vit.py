@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellvision.models import ViT, ViTConfig, create_model, model_name_of
+from tests.models._contract import check_classifier_contract
 
 # torch's own compile/export machinery touches torch.jit internally and warns about it.
 TORCH_JIT_DEPRECATION = "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
@@ -198,20 +199,7 @@ def test_properties_on_random_configs(setup: tuple[ViTConfig, int, int]) -> None
     torch.manual_seed(seed)
     model = ViT(config)
     x = model.example_input(batch, generator=torch.Generator().manual_seed(seed))
-    logits = model(x)
-    assert logits.shape == (batch, config.n_classes)
-    assert logits.dtype == torch.float32
-    assert model.forward_features(x).shape == (batch, config.emb_size)
-    logits.logsumexp(-1).sum().backward()
-    for name, p in model.named_parameters():
-        assert p.grad is not None, name
-        assert torch.isfinite(p.grad).all(), name
-    model.eval()
-    with torch.no_grad():
-        full = model(x)
-        torch.testing.assert_close(model(x), full, atol=0, rtol=0)  # deterministic
-        alone = model(x[-1:])  # the last sample does not depend on the others
-    torch.testing.assert_close(alone, full[-1:], atol=1e-5, rtol=1e-5)
+    check_classifier_contract(model, x, config.n_classes, config.emb_size)
 
 
 def test_example_input_is_seeded() -> None:
