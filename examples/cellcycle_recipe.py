@@ -455,43 +455,36 @@ def run_study(
     ).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {recipe.model} ({n_params:,d} parameters); recipe {recipe.to_json(indent=None)}")
-    wrapped = _maybe_ddp(model, device)
-    main_result = train_and_test(
-        recipe.model,
-        wrapped,
-        recipe,
-        epochs=recipe.epochs,
-        train_loader=_train_loader(train_set, train_set.targets, recipe, recipe.seed),
-        val_loader=val_loader,
-        test_loader=test_loader,
-        class_names=names,
-        device=device,
-        batch_transform=augment,
-        progress=progress and main,
-        log=log,
-    )
+
+    # The model and the pixel baseline share the splits, the recipe and the reporting; each
+    # gets a fresh training loader with the same seed, hence the same batches.
+    def train(
+        name: str, net: nn.Module, epochs: int, transform: Callable[[Tensor], Tensor] | None
+    ) -> ModelResult:
+        return train_and_test(
+            name,
+            _maybe_ddp(net, device),
+            recipe,
+            epochs=epochs,
+            train_loader=_train_loader(train_set, train_set.targets, recipe, recipe.seed),
+            val_loader=val_loader,
+            test_loader=test_loader,
+            class_names=names,
+            device=device,
+            batch_transform=transform,
+            progress=progress and main,
+            log=log,
+        )
+
+    main_result = train(recipe.model, model, recipe.epochs, augment)
     results = [main_result]
     if recipe.baseline_epochs:
         torch.manual_seed(recipe.seed)
         linear = RawPixelLinear(in_channels * img_size * img_size, len(names), class_freqs)
         # No augmentation for the pixel baseline: a linear model cannot use rotated or shifted
         # copies (it has no invariance to learn them into), they only blur its templates.
-        results.append(
-            train_and_test(
-                "linear (raw pixels)",
-                _maybe_ddp(linear.to(device), device),
-                recipe,
-                epochs=recipe.baseline_epochs,
-                train_loader=_train_loader(train_set, train_set.targets, recipe, recipe.seed),
-                val_loader=val_loader,
-                test_loader=test_loader,
-                class_names=names,
-                device=device,
-                batch_transform=None,
-                progress=progress and main,
-                log=log,
-            )
-        )
+        baseline = train("linear (raw pixels)", linear.to(device), recipe.baseline_epochs, None)
+        results.append(baseline)
 
     cpu_seconds, wall_seconds = time.process_time() - start_cpu, time.perf_counter() - start_wall
     summary = {
