@@ -23,7 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -31,18 +31,13 @@ from types import ModuleType
 import numpy as np
 import numpy.typing as npt
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "airquality_recurrent.py"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def load_example() -> ModuleType:
     """Import the example script as a module (its functions build the study)."""
-    spec = importlib.util.spec_from_file_location("airquality_recurrent", EXAMPLE)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {EXAMPLE}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(EXAMPLES))
+    return importlib.import_module("airquality_recurrent")
 
 
 def ridge_predict(

@@ -76,25 +76,18 @@ def test_matches_naive_windows(
         if window + horizon <= rows
         else []
     )
+    options = {
+        "window": window,
+        "horizon": horizon,
+        "target_columns": targets,
+        "input_columns": inputs,
+        "drop_incomplete_inputs": drop,
+    }
     if not expected:
         with pytest.raises(ValueError, match=r"window \+ horizon|at least one sample"):
-            SlidingWindowDataset(
-                series,
-                window=window,
-                horizon=horizon,
-                target_columns=targets,
-                input_columns=inputs,
-                drop_incomplete_inputs=drop,
-            )
+            SlidingWindowDataset(series, **options)
         return
-    ds = SlidingWindowDataset(
-        series,
-        window=window,
-        horizon=horizon,
-        target_columns=targets,
-        input_columns=inputs,
-        drop_incomplete_inputs=drop,
-    )
+    ds = SlidingWindowDataset(series, **options)
     assert len(ds) == len(expected)
     np.testing.assert_array_equal(ds.end_rows, [t for t, _, _ in expected])
     for i, (_, x, y) in enumerate(expected):

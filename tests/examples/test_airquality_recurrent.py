@@ -15,21 +15,19 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "examples" / "airquality_recurrent.py"
+from tests.examples._run import EXAMPLES, env
+
+SCRIPT = EXAMPLES / "airquality_recurrent.py"
 # Tiny: one fold, one epoch, two cells (the second one on the same fold).
 ARGS = ["--quick", "--cells", "gru", "lstm", "--folds", "2", "--epochs", "1", "--no-progress"]
 
 
 def _run(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, [env.get("PYTHONPATH")])])
-    env["MPLBACKEND"] = "Agg"
     return subprocess.run(
         [sys.executable, str(SCRIPT), *map(str, args)],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env(), "MPLBACKEND": "Agg"},
         timeout=600,
         check=False,
     )
