@@ -53,6 +53,10 @@ def run(argv: Sequence[str] | None = None) -> None:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     try:
         run_from_args(parser, args, model="cellcycle_convnet", device=device)
+        if distributed:
+            # Tear down together: a rank that leaves while rank 0 still writes its files can
+            # abort in gloo's shutdown ("terminate called without an active exception").
+            dist.barrier()
     finally:
         if distributed:
             dist.destroy_process_group()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -23,6 +22,7 @@ from torcheval.metrics import MeanSquaredError, Metric, MulticlassAccuracy
 
 from cellvision.engine import EvalResult, History, TrainStats, evaluate, fit, train_one_epoch
 from cellvision.models import create_model
+from tests._distributed import free_port, gloo_group
 from tests._engine_models import GRURegressor, MLPClassifier, MLPConfig, make_blobs, make_series
 
 
@@ -637,23 +637,12 @@ def test_eval_result_to_dict_omits_missing_loss() -> None:
 
 
 # --------------------------------------------------------------------------- distributed
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def single_process_group() -> Iterator[None]:
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
-    )
-    try:
+    with gloo_group(0, 1, free_port()):
         yield
-    finally:
-        dist.destroy_process_group()
 
 
 def test_ddp_wrapped_model_trains_like_the_plain_model(
@@ -688,8 +677,7 @@ def test_ddp_wrapped_model_trains_like_the_plain_model(
 
 
 def _two_rank_worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
+    with gloo_group(rank, 2, port):
         torch.manual_seed(0)
         model = MLPClassifier(MLPConfig())
         x, y = make_blobs(40, seed=7)
@@ -702,15 +690,13 @@ def _two_rank_worker(rank: int, port: int, out_dir: str) -> None:
         )
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump({"n": result.n_samples, **result.to_dict()}, fh)
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_evaluate_syncs_metrics_and_loss_across_two_ranks(tmp_path: Any) -> None:
     import torch.multiprocessing as mp
 
-    mp.spawn(_two_rank_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_two_rank_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     torch.manual_seed(0)
     model = MLPClassifier(MLPConfig()).eval()
     x, y = make_blobs(40, seed=7)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from torcheval.metrics.toolkit import sync_and_compute
 
 from cellvision.metrics import BalancedClassificationMetrics, RegressionMetrics
+from tests._distributed import free_port, gloo_group
 
 WORLD_SIZE = 2
 N, C = 500, 4
@@ -62,21 +61,9 @@ def _scenarios(rank: int | None) -> dict[str, Any]:
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE
-    )
-    try:
+    with gloo_group(rank, WORLD_SIZE, port):
         results = _scenarios(rank)
-    finally:
-        dist.destroy_process_group()
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(results))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _assert_same(got: Any, expected: Any, where: str) -> None:
@@ -97,7 +84,7 @@ def _assert_same(got: Any, expected: Any, where: str) -> None:
 
 @pytest.mark.slow
 def test_two_process_gloo_sync_equals_single_process(tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
     expected = _scenarios(None)
     for rank in range(WORLD_SIZE):
         got = json.loads(Path(tmp_path, f"rank{rank}.json").read_text())

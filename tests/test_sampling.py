@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ from cellvision.sampling import (
     class_weights,
     expected_class_distribution,
 )
+from tests._distributed import free_port, gloo_group
 
 # Small, very imbalanced label set (Jurkat-like skew), classes interleaved in a fixed order so
 # that the class-sorted permutation inside the sampler is not the identity.
@@ -475,17 +475,8 @@ def test_helpers_validate_like_the_sampler() -> None:
 # --------------------------------------------------------------------------- distributed (gloo)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _gloo_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size
-    )
-    try:
+    with gloo_group(rank, world_size, port):
         # num_replicas and rank come from the initialised process group.
         sampler = ClassBalancedSampler(SMALL_LABELS, num_samples=41, seed=17)
         sampler.set_epoch(3)
@@ -497,8 +488,6 @@ def _gloo_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
                 {"gathered": gathered, "num_replicas": sampler.num_replicas},
                 os.path.join(out_dir, "result.pt"),
             )
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.mark.slow
@@ -506,7 +495,7 @@ def test_two_process_gloo_shards_equal_single_process_draw(tmp_path: Path) -> No
     world_size = 2
     mp.spawn(
         _gloo_worker,
-        args=(world_size, _free_port(), str(tmp_path)),
+        args=(world_size, free_port(), str(tmp_path)),
         nprocs=world_size,
         join=True,
     )
