@@ -12,12 +12,12 @@ The study of the original notebook, rebuilt from cellvision's building blocks:
 * 48-hour windows (``--window``), target ``C6H6(GT)`` one hour after the window's last step;
 * six folds of two calendar months (:class:`~cellvision.splits.MonthFoldSplitter`), purging
   windows that straddle a fold boundary;
-* per fold: a validation slice carved from the *training* months (the last
-  ``--val-fraction`` of the training windows in time, separated from the rest by a purge
-  gap of one window), a z-score scaler fitted on the remaining training rows only, AdamW
-  (weight decay 1e-2) with a one-cycle learning-rate schedule, and the weights of the epoch
-  with the best validation MSE restored (the test months are never looked at to choose
-  anything);
+* per fold: a z-score scaler fitted on the training rows only, AdamW (weight decay 1e-2)
+  with a one-cycle learning-rate schedule over a fixed 12 epochs on every training window,
+  and the weights of the last epoch (the test months are never looked at to choose
+  anything). ``--val-fraction F`` instead holds out the latest ``F`` of the training
+  windows in time (separated from the rest by a purge gap of one window) and restores each
+  model's epoch with the best MSE on them;
 * four models per cell and fold (``--ensemble``; different initialisation and batch order)
   whose predictions are averaged;
 * per fold and cell: test MSE in original units ((ug/m3)^2) next to the persistence
@@ -134,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--val-fraction",
         type=float,
-        default=0.1,
-        help="share of each fold's training windows (the latest in time) used for validation",
+        default=0.0,
+        help="share of each fold's training windows (the latest in time) held out to choose "
+        "each model's epoch; 0 (default): no validation slice, every training window trains "
+        "and the last epoch of the fixed schedule is used",
     )
     model = parser.add_argument_group("model")
     model.add_argument(
@@ -223,8 +225,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
     if any(lag < 1 for lag in args.lags):
         parser.error(f"--lags must be positive integers, got {args.lags!r}")
-    if not 0.0 < args.val_fraction < 0.5:
-        parser.error(f"--val-fraction must be in (0, 0.5), got {args.val_fraction!r}")
+    if not 0.0 <= args.val_fraction < 0.5:
+        parser.error(f"--val-fraction must be in [0, 0.5), got {args.val_fraction!r}")
     if args.folds is not None and any(not 0 <= k < 6 for k in args.folds):
         parser.error(f"--folds must be indices in [0, 6), got {args.folds!r}")
     args.cells = list(dict.fromkeys(args.cells))
@@ -355,15 +357,19 @@ class Study:
 
 
 def build_study(args: argparse.Namespace) -> Study:
-    """Load the data, build the windows and the purged month folds with validation slices."""
+    """Load the data, build the windows and the purged month folds (and validation slices)."""
     aq = load_air_quality(args.data, drop_columns=args.drop)
     ds = build_dataset(aq, args.window, args.missing_indicators, args.hour_one_hot, args.lags)
     splitter = MonthFoldSplitter(months_per_fold=2, empty="skip")
     spans = ds.sample_timestamps
-    splits = {}
+    splits: dict[int, tuple[npt.NDArray[np.int64], ...]] = {}
     for k, (train, test) in enumerate(splitter.split(spans, groups=spans)):
         if args.folds is None or k in args.folds:
-            fit_idx, val_idx = carve_validation(ds, np.asarray(train), args.val_fraction)
+            train_idx = np.asarray(train, np.int64)
+            if args.val_fraction > 0:
+                fit_idx, val_idx = carve_validation(ds, train_idx, args.val_fraction)
+            else:  # no validation slice: the fixed schedule's last epoch is used
+                fit_idx, val_idx = train_idx, train_idx[:0]
             splits[k] = (fit_idx, val_idx, np.asarray(test, np.int64))
     return Study(ds, splitter.fold_names, splits)
 
@@ -388,7 +394,8 @@ def run_job(args: argparse.Namespace, job: Job, study: Study | None = None) -> M
     torch.manual_seed(job.torch_seed)
     generator = torch.Generator().manual_seed(job.torch_seed)
     train_loader = make_loader(scaled, fit_idx, args.batch_size, generator)
-    val_loader = make_loader(scaled, val_idx, 1024)
+    validate = val_idx.size > 0
+    val_loader = make_loader(scaled, val_idx, 1024) if validate else None
 
     model = create_model(
         f"{job.cell}_regressor",
@@ -410,14 +417,15 @@ def run_job(args: argparse.Namespace, job: Job, study: Study | None = None) -> M
         loss_fn=F.mse_loss,
         scheduler=scheduler,
         grad_clip_norm=args.grad_clip,
-        restore_best=True,  # the epoch with the best validation MSE, chosen without test data
+        # with a validation slice: the epoch with the best validation MSE (never test data)
+        restore_best=validate,
     )
-    best = history.best_epoch()
+    best = history.best_epoch() if validate else int(history.records[-1]["epoch"])
     records = [
         {
             "epoch": r["epoch"],
             "train_mse": r["train_loss"] * to_original**2,
-            "val_mse": r["val_loss"] * to_original**2,
+            **({"val_mse": r["val_loss"] * to_original**2} if validate else {}),
         }
         for r in history
     ]
@@ -455,6 +463,8 @@ def predict(
     scaler: ZScoreScaler,
 ) -> npt.NDArray[np.float64]:
     """Predictions for ``indices`` mapped back to original units (ug/m3)."""
+    if indices.size == 0:
+        return np.zeros(0)
     model.eval()
     outputs = [model(x) for x, _ in make_loader(scaled, indices, 1024)]
     pred = torch.cat(outputs).numpy()
@@ -534,7 +544,7 @@ def combine(study: Study, members: Sequence[MemberResult]) -> list[CellFold]:
                 fold=fold,
                 seed=seed,
                 test_mse=float(np.mean((test_pred - y_test) ** 2)),
-                val_mse=float(np.mean((val_pred - y_val) ** 2)),
+                val_mse=float(np.mean((val_pred - y_val) ** 2)) if y_val.size else math.nan,
                 member_test_mse=[float(np.mean((m.test_pred - y_test) ** 2)) for m in group],
                 members=list(group),
             )
@@ -592,7 +602,9 @@ def format_table(
 def save_plots(out_dir: Path, study: Study, members: Sequence[MemberResult]) -> list[Path]:
     """Learning curves: one figure per cell (a panel per fold) and one comparing the cells.
 
-    Curves are those of the first seed's first ensemble member.
+    Curves are those of the first seed's first ensemble member: training and validation MSE
+    per epoch, or the training MSE alone without a validation slice (the test months are
+    never evaluated per epoch).
     """
     import matplotlib
 
@@ -604,6 +616,8 @@ def save_plots(out_dir: Path, study: Study, members: Sequence[MemberResult]) -> 
     first = members[0].job
     shown = [m for m in members if m.job.seed == first.seed and m.job.member == 0]
     cells = list(dict.fromkeys(m.job.cell for m in shown))
+    validated = "val_mse" in shown[0].records[0]
+    compared = "val_mse" if validated else "train_mse"
     paths: list[Path] = []
     for cell in cells:
         runs = [m for m in shown if m.job.cell == cell]
@@ -611,26 +625,27 @@ def save_plots(out_dir: Path, study: Study, members: Sequence[MemberResult]) -> 
         rows = math.ceil(len(runs) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
         for ax, m in zip(axes.flat, runs, strict=False):
-            plot_history(
-                m.records, ["train_mse", "val_mse"], ax=ax, title=study.fold_names[m.job.fold]
-            )
-            ax.axvline(m.best_epoch, color="grey", linestyle=":", linewidth=1)
+            keys = ["train_mse", "val_mse"] if validated else ["train_mse"]
+            plot_history(m.records, keys, ax=ax, title=study.fold_names[m.job.fold])
+            if validated:
+                ax.axvline(m.best_epoch, color="grey", linestyle=":", linewidth=1)
         for ax in list(axes.flat)[len(runs) :]:
             ax.axis("off")
-        fig.suptitle(f"{cell.upper()}: MSE in (ug/m3)^2 per epoch (dotted: restored epoch)")
+        marked = " (dotted: restored epoch)" if validated else ""
+        fig.suptitle(f"{cell.upper()}: MSE in (ug/m3)^2 per epoch{marked}")
         fig.tight_layout()
         path = out_dir / f"learning_curves_{cell}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)
         paths.append(path)
-    # Mean validation MSE over the folds, per epoch, one line per cell.
+    # Mean validation (else training) MSE over the folds, per epoch, one line per cell.
     n_epochs = min(len(m.records) for m in shown)
     records = [
         {
             "epoch": e,
             **{
-                f"{cell}_val_mse": float(
-                    np.mean([m.records[e]["val_mse"] for m in shown if m.job.cell == cell])
+                f"{cell}_{compared}": float(
+                    np.mean([m.records[e][compared] for m in shown if m.job.cell == cell])
                 )
                 for cell in cells
             },
@@ -639,8 +654,9 @@ def save_plots(out_dir: Path, study: Study, members: Sequence[MemberResult]) -> 
     ]
     fig = plot_history(
         records,
-        [f"{cell}_val_mse" for cell in cells],
-        title=f"Validation MSE, mean over {len(study.splits)} fold(s)",
+        [f"{cell}_{compared}" for cell in cells],
+        title=f"{'Validation' if validated else 'Training'} MSE, mean over {len(study.splits)} "
+        "fold(s)",
     )
     fig.axes[0].set_ylabel("MSE (ug/m3)^2")
     path = out_dir / "learning_curves.png"
@@ -704,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **{
                     f"{r.cell}_seed{r.seed}": {
                         "test_mse": r.test_mse,
-                        "val_mse": r.val_mse,
+                        "val_mse": None if math.isnan(r.val_mse) else r.val_mse,
                         "member_test_mse": r.member_test_mse,
                         "best_epochs": [m.best_epoch for m in r.members],
                         "curves": [m.records for m in r.members],

@@ -70,7 +70,12 @@ def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     fold = results["folds"]["May-Jun"]
     assert fold["lstm_seed0"]["member_test_mse"] == [results["mean_test_mse"]["lstm"]]
-    assert fold["fit"] + fold["val"] < 9357
+    # default: no validation slice, the last epoch of the fixed schedule is the model
+    assert fold["val"] == 0
+    assert fold["lstm_seed0"]["val_mse"] is None
+    assert fold["lstm_seed0"]["best_epochs"] == [0]  # --epochs 1
+    assert all(set(r) == {"epoch", "train_mse"} for r in fold["lstm_seed0"]["curves"][0])
+    assert fold["fit"] < 9357
     assert fold["test"] == rows["May-Jun"][0]
     assert results["mean_test_mse"]["lstm"] == pytest.approx(rows["mean"][2], abs=0.006)
     # timings go to stderr, never into the table
@@ -83,24 +88,36 @@ def test_quick_run_writes_outputs_and_is_reproducible(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_no_scale_seeds_ensemble_and_workers(tmp_path: Path) -> None:
-    args = ["--quick", "--cells", "rnn", "--folds", "2", "--epochs", "1", "--no-progress",
-            "--no-scale", "--seeds", "0", "1", "--ensemble", "2", "--no-plots"]  # fmt: skip
-    serial = _run(*args, "--out", tmp_path / "serial")
+    args = ["--quick", "--cells", "rnn", "--folds", "2", "--epochs", "2", "--no-progress",
+            "--no-scale", "--seeds", "0", "1", "--ensemble", "2",
+            "--val-fraction", "0.1"]  # fmt: skip
+    serial = _run(*args, "--no-plots", "--out", tmp_path / "serial")
     assert serial.returncode == 0, serial.stderr
     assert "sd/seeds" in serial.stdout
     assert "single" in serial.stdout
     assert not (tmp_path / "serial" / "learning_curves.png").exists()
     assert len(list((tmp_path / "serial" / "checkpoints").iterdir())) == 4
-    # worker processes train the same models: the same table
+    # with a validation slice each member keeps its epoch of lowest validation MSE
+    fold = json.loads((tmp_path / "serial" / "results.json").read_text())["folds"]["May-Jun"]
+    assert fold["val"] > 0
+    for curves, best in zip(fold["rnn_seed0"]["curves"], fold["rnn_seed0"]["best_epochs"],
+                            strict=True):  # fmt: skip
+        val = [r["val_mse"] for r in curves]
+        assert best == val.index(min(val))
+    assert math.isfinite(fold["rnn_seed0"]["val_mse"])
+    # worker processes train the same models: the same table (plots change nothing in it)
     parallel = _run(*args, "--workers", "2", "--out", tmp_path / "parallel")
     assert parallel.returncode == 0, parallel.stderr
     assert parallel.stdout == serial.stdout
+    for name in ("learning_curves.png", "learning_curves_rnn.png"):
+        assert (tmp_path / "parallel" / name).stat().st_size > 0, name
 
 
 def test_bad_arguments_are_rejected() -> None:
-    proc = _run("--val-fraction", "0.7")
-    assert proc.returncode == 2
-    assert "--val-fraction must be in (0, 0.5)" in proc.stderr
+    for bad in ("0.7", "-0.1"):
+        proc = _run("--val-fraction", bad)
+        assert proc.returncode == 2
+        assert f"--val-fraction must be in [0, 0.5), got {float(bad)!r}" in proc.stderr
     proc = _run("--lags", "23", "0")
     assert proc.returncode == 2
     assert "--lags must be positive integers, got [23, 0]" in proc.stderr
@@ -116,9 +133,24 @@ def _load_script() -> ModuleType:
     return module
 
 
+def test_default_trains_on_every_training_window() -> None:
+    script = _load_script()
+    args = script.parse_args(["--folds", "1", "4", "--window", "24"])
+    assert args.val_fraction == 0.0
+    study = script.build_study(args)
+    ds = study.ds
+    spans = ds.sample_timestamps
+    reference = list(script.MonthFoldSplitter(months_per_fold=2).split(spans, groups=spans))
+    for k, (fit_idx, val_idx, test_idx) in study.splits.items():
+        assert val_idx.size == 0
+        np.testing.assert_array_equal(fit_idx, reference[k][0])
+        np.testing.assert_array_equal(test_idx, reference[k][1])
+
+
 def test_validation_slice_is_carved_from_training_months_with_a_gap() -> None:
     script = _load_script()
-    study = script.build_study(script.parse_args(["--folds", "1", "4", "--window", "24"]))
+    args = script.parse_args(["--folds", "1", "4", "--window", "24", "--val-fraction", "0.1"])
+    study = script.build_study(args)
     ds = study.ds
     for k, (fit_idx, val_idx, test_idx) in study.splits.items():
         fit_rows, val_rows = ds.covered_rows(fit_idx), ds.covered_rows(val_idx)
