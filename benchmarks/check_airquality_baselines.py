@@ -32,6 +32,8 @@ from types import ModuleType
 import numpy as np
 import numpy.typing as npt
 
+from cellvision.data.airquality import calendar_features
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -69,14 +71,15 @@ def main() -> None:
     names = list(ds.columns)
     benzene = names.index(script.TARGET)
     weekend = names.index("weekend")
-    hours = ds.timestamps.astype("datetime64[h]").astype(np.int64) % 24
+    # the library's one-hot hour code (the columns after the four cyclic ones)
+    hour_codes = calendar_features(ds.timestamps, hour_one_hot=True)[:, 4:]
 
     def features(indices: npt.NDArray[np.int64], hour_terms: bool) -> npt.NDArray[np.float64]:
         ends = ds.end_rows[indices]
         rows = ends[:, None] - np.arange(ds.window)[None, :]
         parts = [series[rows][:, :, list(ds.input_columns)].reshape(len(indices), -1)]
         if hour_terms:
-            one_hot = np.eye(24)[hours[ends + 1]]
+            one_hot = hour_codes[ends + 1].astype(np.float64)
             parts += [
                 one_hot,
                 one_hot * series[ends, benzene][:, None],
