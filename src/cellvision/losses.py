@@ -25,7 +25,7 @@ constructor for the module forms). A prior need not sum to one: it is divided by
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
 import numpy as np
 import torch
@@ -54,10 +54,6 @@ __all__ = [
 #: How a per-sample loss is reduced: ``"mean"`` over the batch, ``"sum"`` or ``"none"``.
 Reduction: TypeAlias = Literal["mean", "sum", "none"]
 _REDUCTIONS: tuple[Reduction, ...] = ("mean", "sum", "none")
-
-#: A real number: Python or NumPy scalar.
-_Number: TypeAlias = "float | int | np.floating[Any] | np.integer[Any]"
-
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
@@ -457,7 +453,7 @@ def logit_adjusted_cross_entropy(
     logits: Tensor,
     target: Tensor,
     prior: Tensor | ClassFreqsLike,
-    tau: _Number = 1.0,
+    tau: float = 1.0,
     reduction: Reduction = "mean",
 ) -> Tensor:
     r"""Logit-adjusted cross-entropy: cross-entropy of ``logits + tau * log(prior)``.
@@ -590,7 +586,7 @@ class LogitAdjustedCrossEntropy(nn.Module):
     shift: Tensor
 
     def __init__(
-        self, prior: Tensor | ClassFreqsLike, tau: _Number = 1.0, reduction: Reduction = "mean"
+        self, prior: Tensor | ClassFreqsLike, tau: float = 1.0, reduction: Reduction = "mean"
     ) -> None:
         super().__init__()
         self.tau = _real("tau", tau, low=0.0, low_inclusive=True, high=math.inf)
@@ -723,7 +719,7 @@ class BalancedSoftmaxLoss(nn.Module):
 def focal_loss(
     logits: Tensor,
     target: Tensor,
-    gamma: _Number = 2.0,
+    gamma: float = 2.0,
     alpha: Tensor | ClassFreqsLike | None = None,
     reduction: Reduction = "mean",
 ) -> Tensor:
@@ -825,7 +821,7 @@ class FocalLoss(nn.Module):
 
     def __init__(
         self,
-        gamma: _Number = 2.0,
+        gamma: float = 2.0,
         alpha: Tensor | ClassFreqsLike | None = None,
         reduction: Reduction = "mean",
     ) -> None:
@@ -881,7 +877,7 @@ class FocalLoss(nn.Module):
 
 
 def class_balanced_weights(
-    counts: Tensor | ClassFreqsLike, beta: _Number = 0.999, *, dtype: torch.dtype = torch.float32
+    counts: Tensor | ClassFreqsLike, beta: float = 0.999, *, dtype: torch.dtype = torch.float32
 ) -> Tensor:
     r"""Per-class weights from the effective number of samples, normalised to sum to ``C``.
 
@@ -904,7 +900,7 @@ def class_balanced_weights(
     Returns
     -------
     torch.Tensor
-        ``(C,)`` positive weights summing to ``C``.
+        ``(C,)`` positive weights summing to ``C``, on the CPU.
 
     Raises
     ------
@@ -939,7 +935,7 @@ def class_balanced_weights(
 def adjust_logits(
     logits: Tensor,
     train_prior: Tensor | ClassFreqsLike,
-    tau: _Number = 1.0,
+    tau: float = 1.0,
     *,
     target_prior: Tensor | ClassFreqsLike | None = None,
 ) -> Tensor:
@@ -978,8 +974,8 @@ def adjust_logits(
 
     References
     ----------
-    A. K. Menon et al., "Long-tail learning via logit adjustment", ICLR 2021 (post-hoc
-    correction, their eq. 9).
+    A. K. Menon et al., "Long-tail learning via logit adjustment", ICLR 2021 (post-hoc logit
+    adjustment).
 
     Examples
     --------
