@@ -442,3 +442,36 @@ def test_confident_samples_have_tiny_but_exact_focal_loss() -> None:
     got = focal_loss(logits, target, gamma=1.0).item()
     q = math.exp(-20.0) / (1 + math.exp(-20.0))  # 1 - p_t
     assert got == pytest.approx(q * -math.log1p(-q), rel=1e-4)
+
+
+def _fit_threshold(loss_fn: Any, x: Tensor, y: Tensor) -> float:
+    """Train a 2-class linear model on 1-D data; return its decision threshold on x."""
+    torch.manual_seed(0)
+    model = nn.Linear(1, 2).double()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=200)
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss: Tensor = loss_fn(model(x[:, None]), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    w = model.weight[1, 0] - model.weight[0, 0]
+    b = model.bias[1] - model.bias[0]
+    return float((-b / w).detach())
+
+
+def test_training_with_the_prior_shift_learns_the_balanced_threshold() -> None:
+    # Unit Gaussians at -1 and +1 with a 95:5 prior. Cross-entropy's optimum threshold is
+    # log(0.95 / 0.05) / 2 = 1.47 (Bayes for the plain error); the balanced one is 0.
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(20_000, generator=g) < 0.05).long()
+    x = torch.randn(20_000, generator=g, dtype=torch.float64) + 2.0 * y - 1.0
+    counts = torch.bincount(y, minlength=2).double()
+    plain = _fit_threshold(F.cross_entropy, x, y)
+    adjusted = _fit_threshold(LogitAdjustedCrossEntropy(counts), x, y)
+    balanced = _fit_threshold(BalancedSoftmaxLoss(counts), x, y)
+    assert plain == pytest.approx(0.5 * math.log(float(counts[0] / counts[1])), abs=0.1)
+    assert adjusted == pytest.approx(0.0, abs=0.1)
+    assert balanced == pytest.approx(adjusted, abs=1e-3)
