@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
+from cellvision.losses import one_vs_all_probabilities
 from cellvision.models import create_model
 from cellvision.tta import TTA_GROUPS, dihedral_views, predict_tta
 
@@ -212,3 +213,17 @@ def test_probabilities_have_the_right_shape_and_sum_to_one(
     assert probs.dtype == torch.float32
     torch.testing.assert_close(probs.sum(1), torch.ones(b))
     assert bool((probs >= 0).all())
+
+
+def test_one_vs_all_models_average_normalised_sigmoids() -> None:
+    torch.manual_seed(4)
+    model = _FlatLinear(4, 4, c=1)
+    x = torch.randn(3, 1, 4, 4)
+    got = predict_tta(model, x, "flips", to_probabilities=one_vs_all_probabilities)
+    with torch.no_grad():
+        views = [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)]
+        sigmoids = [torch.sigmoid(model(v)) for v in views]
+        expected = sum(s / s.sum(1, keepdim=True) for s in sigmoids) / 4
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(TypeError, match="to_probabilities must be callable"):
+        predict_tta(model, x, to_probabilities="sigmoid")  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ probabilities; :func:`dihedral_views` builds the copies. The symmetries are numb
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Literal, TypeAlias
 
 import torch
@@ -110,6 +111,7 @@ def predict_tta(
     batch_size: int | None = None,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    to_probabilities: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Class probabilities averaged over the symmetries of ``group`` (test-time augmentation).
 
@@ -138,11 +140,16 @@ def predict_tta(
     channels_last : bool, default False
         Give the model the views in ``torch.channels_last`` memory format (faster convolutions
         on GPUs for models trained that way).
+    to_probabilities : callable, optional
+        Maps the float32 logits ``(N, n_classes)`` to probabilities; default: the softmax. For
+        a model trained with :func:`cellvision.losses.one_vs_all_loss` pass
+        :func:`cellvision.losses.one_vs_all_probabilities`.
 
     Returns
     -------
     torch.Tensor
-        ``(B, n_classes)`` float32 probabilities on the device of ``images``; rows sum to one.
+        ``(B, n_classes)`` float32 probabilities on the device of ``images``; rows sum to one
+        (when ``to_probabilities``' rows do).
 
     Raises
     ------
@@ -179,6 +186,9 @@ def predict_tta(
         raise TypeError(f"amp_dtype must be a floating torch.dtype or None, got {amp_dtype!r}")
     if not isinstance(channels_last, bool):
         raise TypeError(f"channels_last must be a bool, got {channels_last!r}")
+    if to_probabilities is not None and not callable(to_probabilities):
+        raise TypeError(f"to_probabilities must be callable or None, got {to_probabilities!r}")
+    convert = to_probabilities
 
     was_training = model.training
     model.eval()
@@ -200,7 +210,8 @@ def predict_tta(
                 if not isinstance(logits, Tensor) or logits.ndim != 2:
                     shape = tuple(logits.shape) if isinstance(logits, Tensor) else logits
                     raise ValueError(f"model must return (N, n_classes) logits, got {shape!r}")
-                probs = logits.float().softmax(dim=1)
+                logits = logits.float()
+                probs = logits.softmax(dim=1) if convert is None else convert(logits)
                 chunks.append(probs.reshape(n_views, chunk.shape[0], -1).mean(dim=0))
     finally:
         model.train(was_training)
