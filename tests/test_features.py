@@ -1,6 +1,8 @@
-"""Tests for cellvision.features: extract_features and pca."""
+"""Tests for cellvision.features: extract_features, pca and tsne."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -8,10 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from sklearn.neighbors import KNeighborsClassifier
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from cellvision.features import PCAResult, extract_features, pca
+from cellvision.features import PCAResult, TSNEResult, extract_features, pca, tsne
 from tests._engine_models import GRUConfig, GRURegressor, MLPClassifier, MLPConfig, make_blobs
 
 
@@ -155,3 +159,77 @@ def test_extract_features_rejects_bad_models_and_loaders() -> None:
         extract_features(MLPClassifier(MLPConfig()), loader, device="gpu:zero")
     with pytest.raises(TypeError, match=r"\(inputs, targets\) pairs"):
         extract_features(MLPClassifier(MLPConfig()), [x])
+
+
+# --------------------------------------------------------------------------------------- tsne
+def _blobs(n_per: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=8.0, size=(3, d))
+    x = np.concatenate([c + rng.normal(size=(n_per, d)) for c in centres])
+    return x, np.repeat(np.arange(3), n_per)
+
+
+def test_tsne_matches_scikit_learn_with_the_same_settings() -> None:
+    x, _ = _blobs(15, 6, seed=0)
+    result = tsne(torch.from_numpy(x), perplexity=8.0, max_iter=300, seed=3)
+    assert isinstance(result, TSNEResult)
+    oracle = TSNE(
+        n_components=2, perplexity=8.0, init="pca", learning_rate="auto", random_state=3,
+        max_iter=300,
+    )  # fmt: skip
+    expected = oracle.fit_transform(x)
+    np.testing.assert_allclose(result.points.numpy(), expected, rtol=1e-6, atol=1e-6)
+    assert result.kl_divergence == pytest.approx(oracle.kl_divergence_)
+    assert result.points.dtype == torch.float64
+
+
+def test_tsne_keeps_neighbourhoods_of_wide_features_after_the_pca_step() -> None:
+    x, y = _blobs(20, 80, seed=1)  # D = 80 > pca_components: reduced to 50 first
+    points, kl = tsne(x.astype(np.float32), perplexity=10.0, seed=0)
+    assert points.shape == (60, 2)
+    assert points.dtype == torch.float32
+    assert kl > 0
+    knn = KNeighborsClassifier(n_neighbors=5).fit(points.numpy(), y)
+    assert knn.score(points.numpy(), y) == 1.0
+    again, _ = tsne(x.astype(np.float32), perplexity=10.0, seed=0)
+    torch.testing.assert_close(again, points)  # seeded: reproducible
+
+
+def test_tsne_one_and_three_dimensions_and_integer_input() -> None:
+    x = torch.arange(60).reshape(20, 3) % 7
+    for k in (1, 3):
+        points, _ = tsne(x, n_components=k, perplexity=5.0, max_iter=250)
+        assert points.shape == (20, k)
+        assert points.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_components": 4}, ValueError, "n_components must be 1, 2 or 3"),
+        ({"perplexity": 10.0}, ValueError, r"perplexity must be a number in \(0, N=10\)"),
+        ({"perplexity": 0}, ValueError, "perplexity"),
+        ({"perplexity": "5"}, TypeError, "perplexity"),
+        ({"pca_components": 0}, ValueError, "pca_components must be a positive"),
+        ({"max_iter": 100}, ValueError, "max_iter must be at least 250"),
+        ({"seed": 1.5}, TypeError, "seed must be an integer"),
+    ],
+)
+def test_tsne_rejects_bad_options(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        tsne(torch.randn(10, 3), **{"perplexity": 3.0, **kwargs})  # type: ignore[arg-type]
+
+
+def test_tsne_rejects_bad_features_like_pca() -> None:
+    with pytest.raises(ValueError, match="N >= 2"):
+        tsne(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="must be finite"):
+        tsne(torch.tensor([[0.0, 1.0], [float("inf"), 2.0], [1.0, 1.0]]), perplexity=1.0)
+
+
+def test_missing_scikit_learn_names_the_tsne_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
+    with pytest.raises(ImportError, match=r'pip install "cellvision\[tsne\]"'):
+        tsne(torch.randn(10, 3), perplexity=3.0)

@@ -17,7 +17,15 @@ from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
 from cellvision.engine import History
-from cellvision.plotting import plot_confusion_matrix, plot_embedding, plot_history
+from cellvision.features import TSNEResult, pca
+from cellvision.interpret import class_activation_maps
+from cellvision.models import create_model
+from cellvision.plotting import (
+    plot_activation_maps,
+    plot_confusion_matrix,
+    plot_embedding,
+    plot_history,
+)
 
 RECORDS = [
     {"epoch": 0, "train_loss": 1.2, "val_loss": 1.3, "val_acc": 0.4, "val_recall": [0.1, 0.2]},
@@ -166,7 +174,90 @@ def test_plot_embedding_rejects_bad_input(
         plot_embedding(points, labels, **kwargs)
 
 
+def test_plot_embedding_takes_pca_and_tsne_results() -> None:
+    rng = np.random.default_rng(2)
+    features = torch.from_numpy(rng.normal(size=(12, 5)))
+    labels = torch.tensor([0, 1, 2] * 4)
+    result = pca(features)
+    ax = plot_embedding(result, labels).axes[0]
+    ratio = result.explained_variance_ratio
+    assert ax.get_xlabel() == f"PC1 ({100 * float(ratio[0]):.1f}%)"
+    assert ax.get_ylabel() == f"PC2 ({100 * float(ratio[1]):.1f}%)"
+    offsets = np.concatenate([np.asarray(c.get_offsets()) for c in ax.collections])
+    expected = np.concatenate([result.points[labels == k].numpy() for k in range(3)])
+    np.testing.assert_allclose(offsets, expected)
+    tsne_like = TSNEResult(torch.from_numpy(rng.normal(size=(12, 2))), 0.3)
+    ax = plot_embedding(tsne_like, labels).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("t-SNE 1", "t-SNE 2")
+    np.testing.assert_allclose(np.asarray(ax.collections[0].get_offsets()), tsne_like.points[::3])
+
+
+def test_plot_activation_maps_one_panel_per_image_with_the_data_drawn() -> None:
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(5, 1, 6, 6)) * 3 + 1
+    maps = rng.random(size=(5, 6, 6))
+    titles = [f"cell {i}" for i in range(5)]
+    figures_before = plt.get_fignums()
+    fig = plot_activation_maps(torch.from_numpy(images), torch.from_numpy(maps), titles, ncols=3)
+    assert plt.get_fignums() == figures_before
+    assert len(fig.axes) == 5  # no empty panels
+    assert [ax.get_title() for ax in fig.axes] == titles
+    assert fig.axes[3].get_subplotspec().rowspan.start == 1  # 3 per row
+    for i, ax in enumerate(fig.axes):
+        cell, heat = ax.get_images()
+        image = images[i, 0]
+        np.testing.assert_allclose(
+            np.asarray(cell.get_array()), (image - image.min()) / (image.max() - image.min())
+        )
+        np.testing.assert_allclose(np.asarray(heat.get_array()), maps[i])
+        assert heat.get_alpha() == 0.5
+        assert heat.get_clim() == (0.0, 1.0)
+        assert not ax.axison
+
+
+def test_plot_activation_maps_of_real_model_maps_rgb_and_channel_choice() -> None:
+    torch.manual_seed(0)
+    model = create_model("convnet", n_classes=3, channels=4, n_blocks=1, in_channels=3)
+    images = torch.rand(2, 3, 16, 16)
+    maps = class_activation_maps(model, images, target=0)
+    fig = plot_activation_maps(images, maps)
+    assert np.asarray(fig.axes[0].get_images()[0].get_array()).shape == (16, 16, 3)
+    np.testing.assert_allclose(np.asarray(fig.axes[1].get_images()[1].get_array()), maps[1])
+    two_channel = torch.rand(1, 2, 4, 4)
+    fig = plot_activation_maps(two_channel, torch.zeros(1, 4, 4), channel=1)
+    shown = np.asarray(fig.axes[0].get_images()[0].get_array())
+    second = two_channel[0, 1].numpy()
+    np.testing.assert_allclose(shown, (second - second.min()) / (second.max() - second.min()))
+
+
+@pytest.mark.parametrize(
+    ("images", "maps", "kwargs", "error", "match"),
+    [
+        (np.zeros((2, 1, 4, 4)), np.zeros((2, 4, 5)), {}, ValueError, r"maps must have shape"),
+        (np.zeros((2, 4)), np.zeros((2, 4, 4)), {}, ValueError, "images must have shape"),
+        (np.zeros((1, 1, 2, 2)), np.zeros((1, 2, 2)), {"titles": ["a", "b"]}, ValueError, "titles"),
+        (np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2)), {"channel": 2}, ValueError, "channel"),
+        (np.zeros((1, 1, 2, 2)), np.zeros((1, 2, 2)), {"alpha": 1.5}, ValueError, "alpha"),
+        (np.zeros((1, 1, 2, 2)), np.zeros((1, 2, 2)), {"ncols": 0}, ValueError, "ncols"),
+        (np.zeros((1, 1, 2, 2)), np.full((1, 2, 2), np.nan), {}, ValueError, "maps must be"),
+    ],
+)
+def test_plot_activation_maps_rejects_bad_input(
+    images: Any, maps: Any, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        plot_activation_maps(images, maps, **kwargs)
+
+
 def test_missing_matplotlib_names_the_plot_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r'pip install "cellvision\[plot\]"'):
         plot_history(RECORDS)
+
+
+def test_missing_matplotlib_names_the_plot_extra_for_activation_maps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r'pip install "cellvision\[plot\]"'):
+        plot_activation_maps(np.zeros((1, 1, 2, 2)), np.zeros((1, 2, 2)))

@@ -1,4 +1,4 @@
-"""Figures for training runs: loss/metric curves, confusion matrices and embeddings.
+"""Figures for training runs: loss/metric curves, confusion matrices, embeddings, activation maps.
 
 matplotlib is optional (the ``plot`` extra: ``pip install "cellvision[plot]"``) and imported
 inside each function. Every function returns a :class:`matplotlib.figure.Figure` (built
@@ -22,16 +22,21 @@ if TYPE_CHECKING:
 
     from cellvision.engine import History
 
-__all__ = ["plot_confusion_matrix", "plot_embedding", "plot_history"]
+__all__ = ["plot_activation_maps", "plot_confusion_matrix", "plot_embedding", "plot_history"]
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+def _figure_class() -> type[Figure]:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
             'plotting needs matplotlib; install it with: pip install "cellvision[plot]"'
         ) from exc
+    return Figure
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    Figure = _figure_class()  # noqa: N806 (the class, imported lazily)
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=figsize, layout="constrained")
@@ -237,12 +242,14 @@ def plot_embedding(
     point_size: float = 8.0,
     alpha: float = 0.7,
 ) -> Figure:
-    """Scatter 2-D embeddings (e.g. :func:`cellvision.features.pca` output), coloured by class.
+    """Scatter 2-D embeddings (a PCA or t-SNE projection), coloured by class.
 
     Parameters
     ----------
-    points : torch.Tensor or array-like
-        ``(N, 2)`` coordinates.
+    points : PCAResult, TSNEResult, torch.Tensor or array-like
+        ``(N, 2)`` coordinates, or the result of :func:`cellvision.features.pca` (its
+        explained-variance ratios then label the axes) or :func:`cellvision.features.tsne`
+        (axes ``"t-SNE 1"``, ``"t-SNE 2"``).
     labels : torch.Tensor or array-like
         ``(N,)`` integer class labels in ``[0, C)``.
     class_names : sequence of str, optional
@@ -279,7 +286,24 @@ def plot_embedding(
     >>> ax = fig.axes[0]
     >>> ax.get_xlabel(), [t.get_text() for t in ax.get_legend().get_texts()]
     ('PC1 (60.0%)', ['G1', 'M'])
+
+    The projections' results plot directly:
+
+    >>> from cellvision.features import pca
+    >>> fig = plot_embedding(pca(torch.randn(10, 4)), torch.arange(10) % 2)
+    >>> fig.axes[0].get_xlabel().startswith("PC1 (")
+    True
     """
+    from cellvision.features import PCAResult, TSNEResult
+
+    axis_labels = ["PC1", "PC2"]
+    if isinstance(points, PCAResult):
+        if explained_variance_ratio is None:
+            explained_variance_ratio = points.explained_variance_ratio
+        points = points.points
+    elif isinstance(points, TSNEResult):
+        axis_labels = ["t-SNE 1", "t-SNE 2"]
+        points = points.points
     xy = _as_numpy(points, "points")
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"points must have shape (N, 2), got {xy.shape}")
@@ -294,7 +318,6 @@ def plot_embedding(
     if y.size and y.min() < 0:
         raise ValueError(f"labels must be non-negative, got {int(y.min())}")
     names = _check_names(class_names, n_classes, "the labels")
-    axis_labels = ["PC1", "PC2"]
     if explained_variance_ratio is not None:
         ratio = _as_numpy(explained_variance_ratio, "explained_variance_ratio").reshape(-1)
         if ratio.shape[0] < 2:
@@ -311,4 +334,130 @@ def plot_embedding(
     axes.legend(markerscale=2.0)
     if title is not None:
         axes.set_title(title)
+    return fig
+
+
+def _display_images(images: Any, channel: int) -> np.ndarray[Any, Any]:
+    """``(B, H, W)`` grey or ``(B, H, W, 3)`` RGB images, each scaled to ``[0, 1]``."""
+    array = _as_numpy(images, "images").astype(np.float64)
+    if array.ndim == 3:
+        array = array[:, None]
+    if array.ndim != 4 or array.shape[0] == 0:
+        raise ValueError(
+            f"images must have shape (B, C, H, W) or (B, H, W) with B >= 1, got {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError("images must be finite, got NaN or infinite values")
+    n_channels = array.shape[1]
+    if n_channels == 3:
+        shown = array.transpose(0, 2, 3, 1)
+    else:
+        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+            raise TypeError(f"channel must be an integer, got {channel!r}")
+        if not 0 <= channel < n_channels:
+            raise ValueError(f"channel must be in [0, {n_channels}), got {channel!r}")
+        shown = array[:, channel]
+    axes = tuple(range(1, shown.ndim))
+    low = shown.min(axis=axes, keepdims=True)
+    span = shown.max(axis=axes, keepdims=True) - low
+    scaled: np.ndarray[Any, Any] = np.divide(
+        shown - low, span, out=np.zeros_like(shown), where=span > 0
+    )
+    return scaled
+
+
+def plot_activation_maps(
+    images: Any,
+    maps: Any,
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int = 6,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    channel: int = 0,
+    panel_size: float = 2.0,
+) -> Figure:
+    """Overlay class activation maps on their images, one panel per image.
+
+    Each image is scaled to ``[0, 1]`` and drawn in grey (or RGB for three channels); its map
+    (for example from :func:`cellvision.interpret.class_activation_maps`) is drawn over it,
+    translucent, with the colour scale fixed to ``[0, 1]``.
+
+    Parameters
+    ----------
+    images : torch.Tensor or array-like
+        ``(B, C, H, W)`` or ``(B, H, W)`` images.
+    maps : torch.Tensor or array-like
+        ``(B, H, W)`` maps with values in ``[0, 1]``, at the images' resolution.
+    titles : sequence of str, optional
+        One title per panel, for example ``"true: Prophase / pred: Prophase"``.
+    ncols : int, default 6
+        Panels per row.
+    alpha : float, default 0.5
+        Opacity of the maps, in ``[0, 1]``.
+    cmap : str, default "jet"
+        Colour map of the maps.
+    channel : int, default 0
+        Channel drawn for images with other than three channels.
+    panel_size : float, default 2.0
+        Side of each panel in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, one axes per image (two images each: the cell, then the map).
+
+    Raises
+    ------
+    TypeError
+        If ``channel`` is not an integer.
+    ValueError
+        If the shapes disagree, values are not finite, ``titles`` has the wrong length or an
+        option is out of range.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> images = torch.rand(3, 1, 8, 8)
+    >>> maps = torch.zeros(3, 8, 8)
+    >>> maps[:, :4, :4] = 1.0
+    >>> fig = plot_activation_maps(images, maps, ["a", "b", "c"], ncols=2)
+    >>> len(fig.axes), [ax.get_title() for ax in fig.axes]
+    (3, ['a', 'b', 'c'])
+    >>> len(fig.axes[0].get_images())
+    2
+    """
+    shown = _display_images(images, channel)
+    heat = _as_numpy(maps, "maps").astype(np.float64)
+    n, h, w = shown.shape[0], shown.shape[1], shown.shape[2]
+    if heat.shape != (n, h, w):
+        raise ValueError(f"maps must have shape {(n, h, w)} to match the images, got {heat.shape}")
+    if not np.isfinite(heat).all():
+        raise ValueError("maps must be finite, got NaN or infinite values")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles must have {n} entries, one per image, got {len(titles)}")
+    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if (
+        isinstance(panel_size, bool)
+        or not isinstance(panel_size, (int, float))
+        or not (math.isfinite(panel_size) and panel_size > 0)
+    ):
+        raise ValueError(f"panel_size must be a finite number > 0, got {panel_size!r}")
+
+    Figure = _figure_class()  # noqa: N806 (the class, imported lazily)
+    cols = min(int(ncols), n)
+    rows = math.ceil(n / cols)
+    extra = 0.3 if titles is not None else 0.0
+    fig = Figure(figsize=(panel_size * cols, (panel_size + extra) * rows), layout="constrained")
+    for index in range(n):
+        axes = fig.add_subplot(rows, cols, index + 1)
+        axes.imshow(shown[index], cmap="gray", vmin=0.0, vmax=1.0)
+        axes.imshow(heat[index], cmap=cmap, alpha=float(alpha), vmin=0.0, vmax=1.0)
+        axes.set_axis_off()
+        if titles is not None:
+            axes.set_title(str(titles[index]), fontsize="small")
     return fig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.functional import scaled_dot_product_attention
+from torch.nn.functional import dropout, scaled_dot_product_attention
 
 from cellvision.config import check_positive_int, check_probability
 
@@ -19,7 +19,10 @@ class MultiHeadSelfAttention(nn.Module):
     :func:`torch.nn.functional.scaled_dot_product_attention` runs them together, so PyTorch
     can pick its fused kernels (FlashAttention or memory-efficient attention on GPUs, the
     fused CPU kernel on CPUs). The weight layout matches :class:`torch.nn.MultiheadAttention`
-    (``qkv.weight`` is its ``in_proj_weight``, ``proj`` its ``out_proj``).
+    (``qkv.weight`` is its ``in_proj_weight``, ``proj`` its ``out_proj``). Setting
+    ``keep_attention = True`` (as :func:`cellvision.interpret.class_activation_maps` does)
+    switches to an explicit ``softmax(q k^T / sqrt(d)) v`` that keeps the attention
+    probabilities, differentiable, in ``last_attention``; the default fused path is unchanged.
 
     Parameters
     ----------
@@ -82,6 +85,11 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_dropout = nn.Dropout(proj_dropout)
+        # Opt-in for interpretation (cellvision.interpret): when True, forward computes the
+        # attention probabilities explicitly (no fused kernel) and keeps them, still part of
+        # the autograd graph, in ``last_attention`` (B, n_heads, N, N).
+        self.keep_attention = False
+        self.last_attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend every token to every token.
@@ -114,9 +122,13 @@ class MultiHeadSelfAttention(nn.Module):
         # (B, N, 3*D) -> (3, B, H, N, Dh): q, k, v for all heads from a single matmul.
         qkv = self.qkv(x).reshape(b, n, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        out = scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_dropout if self.training else 0.0
-        )
+        dropout_p = self.attn_dropout if self.training else 0.0
+        if self.keep_attention:
+            attn = (q @ k.transpose(-2, -1) * self.head_dim**-0.5).softmax(dim=-1)
+            self.last_attention = attn
+            out = dropout(attn, dropout_p, self.training) @ v
+        else:
+            out = scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         out = out.transpose(1, 2).reshape(b, n, self.dim)
         result: torch.Tensor = self.proj_dropout(self.proj(out))
         return result
