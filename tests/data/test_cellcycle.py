@@ -22,6 +22,7 @@ from cellvision.data.cellcycle import (
 from cellvision.data.transforms import RandomDihedral
 
 SIZE = 12
+CH3 = ("Ch3",)
 
 
 def pattern(seed: int, bits: int = 8) -> np.ndarray:
@@ -147,7 +148,7 @@ def test_load_into_memory_matches_getitem_and_keeps_transform(clean_tree):
 def test_only_eight_bit_files_load_as_uint8(tmp_path):
     save(tmp_path / "Metaphase" / "1_Ch3.png", pattern(0))
     save(tmp_path / "G2" / "2_Ch3.png", pattern(1))
-    mem = CellCycleFolder(tmp_path).load_into_memory()
+    mem = CellCycleFolder(tmp_path, channels=CH3).load_into_memory()
     assert mem.images.dtype == torch.uint8
     np.testing.assert_array_equal(mem.images[1, 0].numpy(), pattern(0))  # Metaphase after G2
 
@@ -193,7 +194,7 @@ def test_problems_skipped_with_warning(clean_tree):
     }
     # Requesting only Ch3, cell 99 is complete.
     with pytest.warns(UserWarning, match="unreadable file"):
-        ds3 = CellCycleFolder(root, on_error="skip")
+        ds3 = CellCycleFolder(root, channels=CH3, on_error="skip")
     assert "99" in {r.cell_id for r in ds3.records}
 
 
@@ -203,12 +204,12 @@ def test_undecodable_file_found_while_loading_into_memory(tmp_path):
     good = (tmp_path / "G1" / "2_Ch3.png").read_bytes()
     # A valid header with truncated pixel data passes the index scan but fails to decode.
     (tmp_path / "G1" / "2_Ch3.png").write_bytes(good[: len(good) // 2])
-    ds = CellCycleFolder(tmp_path)
+    ds = CellCycleFolder(tmp_path, channels=CH3)
     with pytest.raises(ValueError, match="could not decode 1 cell"):
         ds.load_into_memory()
     with pytest.raises(ValueError, match="could not decode cell '2'"):
         ds[1]
-    skipping = CellCycleFolder(tmp_path, on_error="skip")
+    skipping = CellCycleFolder(tmp_path, channels=CH3, on_error="skip")
     with pytest.warns(UserWarning, match="skipped"):
         mem = skipping.load_into_memory()
     assert len(mem) == 1
@@ -223,12 +224,12 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="channels"):
         CellCycleFolder(tmp_path, channels=("Ch3", "ch3"))
     with pytest.raises(ValueError, match="on_error"):
-        CellCycleFolder(tmp_path, on_error="ignore")
+        CellCycleFolder(tmp_path, channels=CH3, on_error="ignore")
     with pytest.raises(TypeError, match="transform"):
-        CellCycleFolder(tmp_path, transform=3)  # type: ignore[arg-type]
+        CellCycleFolder(tmp_path, channels=CH3, transform=3)  # type: ignore[arg-type]
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="phase folders"):
+    with pytest.raises(ValueError, match="accepted layouts"):
         CellCycleFolder(empty)
 
 
@@ -236,7 +237,7 @@ def test_missing_pillow_names_the_extra(tmp_path, monkeypatch):
     save(tmp_path / "G1" / "1_Ch3.png", pattern(0))
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match=r'pip install "cellvision\[images\]"'):
-        CellCycleFolder(tmp_path)
+        CellCycleFolder(tmp_path, channels=CH3)
 
 
 @pytest.mark.parametrize(
