@@ -68,14 +68,11 @@ def main() -> None:
                     lo, hi = limits[c]
                     ax.imshow(images[members[j], c], cmap="gray", vmin=lo, vmax=hi)
                 if row == 0 and j == n // 2:
-                    ax.set_title(f"{channel}: {CHANNEL_SIGNALS[channel].split(' (')[0]}",
-                                 fontsize=8)  # fmt: skip
+                    signal = CHANNEL_SIGNALS[channel].split(" (")[0]
+                    ax.set_title(f"{channel}: {signal}", fontsize=8)
         axes[row][0].set_ylabel(phase, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(
-        "Real Jurkat cells (Blasi et al. 2016, minh-doan/MLCP, BSD-3); Ch4 is the label source",
-        fontsize=8,
-    )
     fig.tight_layout(pad=0.2, w_pad=0.05, h_pad=0.05)
+    fig.subplots_adjust(left=0.09)  # room for the phase names
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     print(f"wrote {args.out}")

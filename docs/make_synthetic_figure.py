@@ -53,6 +53,7 @@ def main() -> None:
                     ax.set_title(channel, fontsize=8)
         axes[row][0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     fig.tight_layout(pad=0.2, w_pad=0.05, h_pad=0.05)
+    fig.subplots_adjust(left=0.12)  # room for the phase names
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=80)
     print(f"wrote {args.out}")
