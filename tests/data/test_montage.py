@@ -403,6 +403,7 @@ def test_unlabelled_montage_folder_reads_for_prediction(tmp_path):
         write_montage(tmp_path / f"{ch}_CP0001.tif", assemble(tiles, 3, 3))
     (tmp_path / "results").mkdir()  # an unrelated sub-folder is ignored
     ds = CellCycleFolder(tmp_path)
+    assert ds.problems == {}  # the sub-folder is not a problem when cells are found
     assert not ds.labelled
     assert ds.ids == tuple(f"CP0001#{k}" for k in range(5))
     assert ds.targets.tolist() == [UNLABELLED] * 5
@@ -434,6 +435,14 @@ def test_wrong_layout_error_names_the_accepted_layouts(tmp_path):
     assert "unlabelled" in message
     assert "1 x unrecognised file name" in message
     assert "cell_one.tif" in message
+
+
+def test_parent_folder_error_names_its_sub_folders(tmp_path):
+    write_class(tmp_path / "Experiment_1", "G1", "CP0001", {"Ch3": cell_tiles(2, seed=1)}, 2, 2)
+    with pytest.raises(ValueError, match="accepted layouts") as info:
+        CellCycleFolder(tmp_path, channels="Ch3")
+    assert "1 x sub-folder that is not a phase folder" in str(info.value)
+    assert "Experiment_1" in str(info.value)
 
 
 def test_mixed_layouts_are_an_error_unless_one_is_chosen(tmp_path):

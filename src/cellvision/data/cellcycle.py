@@ -899,6 +899,7 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         )
         self._phase_to_label = dict(zip(CELL_CYCLE_PHASES, phase_idx.tolist(), strict=True))
         self.problems: dict[str, list[str]] = {}
+        self._quiet_problems: set[str] = set()  # reported only when no cell is found
         self.dropped: dict[str, str] = {}
         self.padding_tiles: dict[str, int] = {}
         self._tiles: Tensor | None = None
@@ -930,6 +931,8 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
                 f"one of the accepted layouts: {_ACCEPTED_LAYOUTS}. No usable cell found in "
                 f"{str(self.root)!r}{found}"
             )
+        for kind in self._quiet_problems:
+            del self.problems[kind]
         self._report()
         self.records = records
         self.ids = tuple(
@@ -954,6 +957,9 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         labelled = [(p, phase) for p, phase in phases if phase is not None]
         self.labelled = bool(labelled)
         if not labelled:
+            for p in subfolders:  # named in the error if no cell is found (a parent folder?)
+                self._problem("sub-folder that is not a phase folder", str(p))
+                self._quiet_problems.add("sub-folder that is not a phase folder")
             return [(self.root, None)]
         for p, phase in phases:
             if phase is None:
