@@ -318,18 +318,24 @@ def infer_tile_size(image: np.ndarray[Any, Any]) -> int:
     ]
     if not candidates:
         return min(height, width)
-    planes = array.astype(np.float64)
-    # Mean absolute gradient per row and per column, padded back to full length.
+    planes = array.astype(np.float32)
+    # Mean absolute gradient per row and per column, the last one repeated to full length.
     profiles = []
     for axis in (1, 2):
-        grad = np.abs(np.diff(planes, axis=axis))
-        grad = np.concatenate([grad, np.take(grad, [-1], axis=axis)], axis=axis)
-        profiles.append((axis, grad.mean(axis=3 - axis)))  # (C, length)
+        grad = np.abs(np.diff(planes, axis=axis)).mean(axis=3 - axis, dtype=np.float64)
+        profiles.append((axis, np.concatenate([grad, grad[:, -1:]], axis=1)))  # (C, length)
+    # Padding area of every candidate from one integral image of "pixel differs from the pixel
+    # above" (in any channel): a tile is padding when no pixel below its first row differs.
+    changes = np.zeros((height + 1, width + 1), dtype=np.int32)
+    changes[2:, 1:] = (array[:, 1:, :] != array[:, :-1, :]).any(axis=0)
+    integral = changes.cumsum(axis=0).cumsum(axis=1)
     padding_area = []
     for t in candidates:
-        tiles = split_montage(array, t)  # (n, C, t, t)
-        padded = padding_tile_mask(tiles).all(axis=1)
-        padding_area.append(float(padded.mean()))
+        y0, x0 = np.meshgrid(np.arange(0, height, t), np.arange(0, width, t), indexing="ij")
+        y0 = y0 + 1  # skip each tile's first row, which is compared with the tile above
+        y1, x1 = y0 + t - 1, x0 + t
+        inside = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        padding_area.append(float((inside == 0).mean()))
     best_area = max(padding_area)
     kept = [t for t, area in zip(candidates, padding_area, strict=True) if area >= best_area - 0.01]
     scores = {
