@@ -345,3 +345,49 @@ def test_cell_image_dataset_works_with_dataloader():
 def test_cell_image_dataset_rejects_bad_input(images, labels, names, error, match):
     with pytest.raises(error, match=match):
         CellImageDataset(images, labels, names)
+
+
+def test_cell_image_dataset_ids_subset_and_unlabelled_targets():
+    images = torch.arange(4 * 1 * 2 * 2, dtype=torch.float32).reshape(4, 1, 2, 2)
+    transform = RandomDihedral()
+    ds = CellImageDataset(
+        images, [0, -1, 1, 0], ["a", "b"], ids=["p", "q", "r", "s"], transform=transform
+    )
+    assert ds.ids == ("p", "q", "r", "s")
+    assert not ds.is_labelled
+    assert ds.counts == (("a", 2), ("b", 1))  # the unlabelled sample is not counted
+    part = ds.subset(np.array([2, -1]))
+    assert part.ids == ("r", "s")
+    assert part.targets.tolist() == [1, 0]
+    assert part.is_labelled
+    assert part.transform is transform
+    assert torch.equal(part.images, images[[2, 3]])
+    assert ds.subset([0], transform=None).transform is None
+    assert CellImageDataset(images, [0] * 4, ["a"]).subset([1]).ids is None
+    with pytest.raises(IndexError, match="indices"):
+        ds.subset([4])
+    with pytest.raises(ValueError, match="transform"):
+        ds.subset([0], transform="other")
+
+
+@pytest.mark.parametrize(
+    ("labels", "ids", "error", "match"),
+    [
+        ([0, -2], None, ValueError, r"or -1 \(unlabelled\)"),
+        ([0, 0], ["x"], ValueError, "one entry per image"),
+        ([0, 0], ["x", "x"], ValueError, "unique"),
+        ([0, 0], "xy", TypeError, "ids"),
+        ([0, 0], [1, 2], TypeError, "ids"),
+    ],
+)
+def test_cell_image_dataset_rejects_bad_ids_and_labels(labels, ids, error, match):
+    with pytest.raises(error, match=match):
+        CellImageDataset(torch.zeros(2, 1, 2, 2), labels, ["a"], ids=ids)
+
+
+def test_per_cell_ids_follow_folder_and_cell(clean_tree):
+    root, _ = clean_tree
+    ds = CellCycleFolder(root, channels=("Ch3", "Ch6"))
+    assert ds.ids[:3] == ("G1/2", "G1/10", "S_phase/7")
+    assert ds.layout == "per-cell"
+    assert ds.load_into_memory().ids == ds.ids

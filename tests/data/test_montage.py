@@ -183,6 +183,32 @@ def naive_duplicates(tiles: np.ndarray, tolerance: float) -> list[int]:
     return out
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 8),
+    th=st.integers(2, 5),
+    tw=st.integers(1, 5),
+    seed=st.integers(0, 10_000),
+)
+def test_padding_mask_property(n, th, tw, seed):
+    rng = np.random.default_rng(seed)
+    tiles = rng.integers(0, 3, size=(n, th, tw))  # few values: constant columns do happen
+    rows = rng.integers(0, 3, size=(n, 1, tw))
+    padded = rng.random(n) < 0.5
+    tiles[padded] = np.broadcast_to(rows, tiles.shape)[padded]
+    naive = [all(len(set(tile[:, x].tolist())) == 1 for x in range(tw)) for tile in tiles]
+    assert padding_tile_mask(tiles).tolist() == naive
+    assert all(naive[i] for i in np.flatnonzero(padded))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_exact_duplicates_property(n, seed):
+    rng = np.random.default_rng(seed)
+    tiles = rng.integers(0, 2, size=(n, 2, 2, 2))  # 2 x 2 x 2 bits: repeats are common
+    assert find_duplicate_tiles(tiles).tolist() == naive_duplicates(tiles, 0.0)
+
+
 @pytest.mark.parametrize("tolerance", [0.0, 0.05, 0.3])
 def test_find_duplicate_tiles_matches_naive_reference(tolerance):
     cells = cell_tiles(8, seed=3).astype(np.int64)
