@@ -171,10 +171,12 @@ def naive_duplicates(tiles: np.ndarray, tolerance: float) -> list[int]:
     if x.ndim == 3:
         x = x[:, None]
     scale = [x[:, c].std() for c in range(x.shape[1])]
-    out = []
+    out: list[int] = []
     for i in range(len(x)):
         match = -1
         for j in range(i):
+            if out[j] != -1:  # only kept tiles can be repeated
+                continue
             rms = [np.sqrt(((x[i, c] - x[j, c]) ** 2).mean()) for c in range(x.shape[1])]
             if all(r <= tolerance * s for r, s in zip(rms, scale, strict=True)):
                 match = j
@@ -221,6 +223,16 @@ def test_find_duplicate_tiles_matches_naive_reference(tolerance):
         assert got == naive_duplicates(tiles, tolerance)
     assert find_duplicate_tiles(cells).tolist() == [-1, -1, -1, -1, -1, 2, -1, -1]
     assert find_duplicate_tiles(cells, 0.05).tolist() == [-1, -1, -1, -1, -1, 2, -1, 1]
+
+
+def test_near_duplicates_never_point_at_a_dropped_tile():
+    base = cell_tiles(1, seed=6)[0].astype(np.float64)
+    step = np.full_like(base, 1.0)
+    others = cell_tiles(3, seed=7).astype(np.float64)
+    chain = np.stack([base, base + 3 * step, base + 6 * step, *others])  # 0~1, 1~2, not 0~2
+    scale = chain.std()
+    tolerance = 4.0 / scale  # a 3-level shift is within it, a 6-level one is not
+    assert find_duplicate_tiles(chain, tolerance).tolist() == [-1, 0, -1, -1, -1, -1]
 
 
 def test_find_duplicate_tiles_keeps_first_of_many_copies():

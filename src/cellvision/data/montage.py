@@ -187,8 +187,9 @@ def find_duplicate_tiles(
     the Jurkat release this ratio is at least 0.2 (median about 0.6 to the nearest other cell),
     so a tolerance of about 0.05 catches re-encoded copies without merging distinct cells.
 
-    Each tile is matched to the *first* earlier tile within the tolerance, so the first
-    occurrence is kept and later copies point at it.
+    Tiles are taken in order: a tile repeats the *first* earlier tile that is kept (not itself
+    a repeat) and within the tolerance. So the first occurrence is kept, later copies point at
+    it, and the kept tiles hold no exact or near pair.
 
     Parameters
     ----------
@@ -247,10 +248,15 @@ def find_duplicate_tiles(
     for c in range(values.shape[1]):
         rms = torch.cdist(values[:, c], values[:, c]) / math.sqrt(n_pixels)
         close &= rms <= float(tolerance) * float(scale[c])
-    earlier = torch.tril(close, diagonal=-1)  # pairs (i, j) with j < i
-    has = earlier.any(dim=1)
-    first_match = earlier.to(torch.int8).argmax(dim=1)
-    result[has.numpy()] = first_match[has].numpy()
+    # Greedy in tile order: a tile repeats the first earlier *kept* tile within tolerance, so
+    # the kept tiles never contain a near pair and no tile is matched to a dropped one.
+    close_np = torch.tril(close, diagonal=-1).numpy()
+    kept = np.ones(n, dtype=bool)
+    for i in np.flatnonzero(close_np.any(axis=1)):
+        matches = np.flatnonzero(close_np[i, :i] & kept[:i])
+        if matches.size:
+            result[i] = matches[0]
+            kept[i] = False
     return result
 
 
