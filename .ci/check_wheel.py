@@ -1,12 +1,19 @@
-"""Check what the built wheel ships: the bundled data and py.typed, no tests or docs."""
+"""Check what the built wheel ships: the bundled data (with the Jurkat sample's license), py.typed,
+no tests or docs."""
 
 from __future__ import annotations
 
 import sys
 import zipfile
 
-REQUIRED = ("cellvision/py.typed", "cellvision/data/AirQualityUCI.csv.gz", "cellvision/__init__.py")
-FORBIDDEN_PREFIXES = ("tests/", "docs/", "examples/", "benchmarks/")
+REQUIRED = (
+    "cellvision/py.typed",
+    "cellvision/data/AirQualityUCI.csv.gz",
+    "cellvision/data/jurkat_sample.npz",
+    "cellvision/data/JURKAT_LICENSE.txt",
+    "cellvision/__init__.py",
+)
+FORBIDDEN_PREFIXES = ("tests/", "docs/", "examples/", "benchmarks/", "tools/")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from cellvision.data.cellcycle import (
 from cellvision.data.transforms import RandomDihedral
 
 SIZE = 12
+CH3 = ("Ch3",)
 
 
 def pattern(seed: int, bits: int = 8) -> np.ndarray:
@@ -147,7 +148,7 @@ def test_load_into_memory_matches_getitem_and_keeps_transform(clean_tree):
 def test_only_eight_bit_files_load_as_uint8(tmp_path):
     save(tmp_path / "Metaphase" / "1_Ch3.png", pattern(0))
     save(tmp_path / "G2" / "2_Ch3.png", pattern(1))
-    mem = CellCycleFolder(tmp_path).load_into_memory()
+    mem = CellCycleFolder(tmp_path, channels=CH3).load_into_memory()
     assert mem.images.dtype == torch.uint8
     np.testing.assert_array_equal(mem.images[1, 0].numpy(), pattern(0))  # Metaphase after G2
 
@@ -193,7 +194,7 @@ def test_problems_skipped_with_warning(clean_tree):
     }
     # Requesting only Ch3, cell 99 is complete.
     with pytest.warns(UserWarning, match="unreadable file"):
-        ds3 = CellCycleFolder(root, on_error="skip")
+        ds3 = CellCycleFolder(root, channels=CH3, on_error="skip")
     assert "99" in {r.cell_id for r in ds3.records}
 
 
@@ -203,12 +204,12 @@ def test_undecodable_file_found_while_loading_into_memory(tmp_path):
     good = (tmp_path / "G1" / "2_Ch3.png").read_bytes()
     # A valid header with truncated pixel data passes the index scan but fails to decode.
     (tmp_path / "G1" / "2_Ch3.png").write_bytes(good[: len(good) // 2])
-    ds = CellCycleFolder(tmp_path)
+    ds = CellCycleFolder(tmp_path, channels=CH3)
     with pytest.raises(ValueError, match="could not decode 1 cell"):
         ds.load_into_memory()
     with pytest.raises(ValueError, match="could not decode cell '2'"):
         ds[1]
-    skipping = CellCycleFolder(tmp_path, on_error="skip")
+    skipping = CellCycleFolder(tmp_path, channels=CH3, on_error="skip")
     with pytest.warns(UserWarning, match="skipped"):
         mem = skipping.load_into_memory()
     assert len(mem) == 1
@@ -223,12 +224,12 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="channels"):
         CellCycleFolder(tmp_path, channels=("Ch3", "ch3"))
     with pytest.raises(ValueError, match="on_error"):
-        CellCycleFolder(tmp_path, on_error="ignore")
+        CellCycleFolder(tmp_path, channels=CH3, on_error="ignore")
     with pytest.raises(TypeError, match="transform"):
-        CellCycleFolder(tmp_path, transform=3)  # type: ignore[arg-type]
+        CellCycleFolder(tmp_path, channels=CH3, transform=3)  # type: ignore[arg-type]
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="phase folders"):
+    with pytest.raises(ValueError, match="accepted layouts"):
         CellCycleFolder(empty)
 
 
@@ -236,7 +237,7 @@ def test_missing_pillow_names_the_extra(tmp_path, monkeypatch):
     save(tmp_path / "G1" / "1_Ch3.png", pattern(0))
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match=r'pip install "cellvision\[images\]"'):
-        CellCycleFolder(tmp_path)
+        CellCycleFolder(tmp_path, channels=CH3)
 
 
 @pytest.mark.parametrize(
@@ -344,3 +345,49 @@ def test_cell_image_dataset_works_with_dataloader():
 def test_cell_image_dataset_rejects_bad_input(images, labels, names, error, match):
     with pytest.raises(error, match=match):
         CellImageDataset(images, labels, names)
+
+
+def test_cell_image_dataset_ids_subset_and_unlabelled_targets():
+    images = torch.arange(4 * 1 * 2 * 2, dtype=torch.float32).reshape(4, 1, 2, 2)
+    transform = RandomDihedral()
+    ds = CellImageDataset(
+        images, [0, -1, 1, 0], ["a", "b"], ids=["p", "q", "r", "s"], transform=transform
+    )
+    assert ds.ids == ("p", "q", "r", "s")
+    assert not ds.is_labelled
+    assert ds.counts == (("a", 2), ("b", 1))  # the unlabelled sample is not counted
+    part = ds.subset(np.array([2, -1]))
+    assert part.ids == ("r", "s")
+    assert part.targets.tolist() == [1, 0]
+    assert part.is_labelled
+    assert part.transform is transform
+    assert torch.equal(part.images, images[[2, 3]])
+    assert ds.subset([0], transform=None).transform is None
+    assert CellImageDataset(images, [0] * 4, ["a"]).subset([1]).ids is None
+    with pytest.raises(IndexError, match="indices"):
+        ds.subset([4])
+    with pytest.raises(ValueError, match="transform"):
+        ds.subset([0], transform="other")
+
+
+@pytest.mark.parametrize(
+    ("labels", "ids", "error", "match"),
+    [
+        ([0, -2], None, ValueError, r"or -1 \(unlabelled\)"),
+        ([0, 0], ["x"], ValueError, "one entry per image"),
+        ([0, 0], ["x", "x"], ValueError, "unique"),
+        ([0, 0], "xy", TypeError, "ids"),
+        ([0, 0], [1, 2], TypeError, "ids"),
+    ],
+)
+def test_cell_image_dataset_rejects_bad_ids_and_labels(labels, ids, error, match):
+    with pytest.raises(error, match=match):
+        CellImageDataset(torch.zeros(2, 1, 2, 2), labels, ["a"], ids=ids)
+
+
+def test_per_cell_ids_follow_folder_and_cell(clean_tree):
+    root, _ = clean_tree
+    ds = CellCycleFolder(root, channels=("Ch3", "Ch6"))
+    assert ds.ids[:3] == ("G1/2", "G1/10", "S_phase/7")
+    assert ds.layout == "per-cell"
+    assert ds.load_into_memory().ids == ds.ids

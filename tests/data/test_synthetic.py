@@ -126,11 +126,31 @@ def balanced_accuracy(features: np.ndarray, y: np.ndarray, train, val, c: float)
     return float(sklearn_metrics.balanced_accuracy_score(y[val], model.predict(features[val])))
 
 
-def test_phase_learnable_from_shape_but_not_from_raw_pixels():
+def test_phase_learnable_from_shape_and_texture_better_than_from_raw_pixels():
     ds = make_synthetic_cells([80] * 5, size=24, seed=3)
     y = ds.targets.numpy()
     train, val = stratified_split(y, 0.3, seed=0)
     invariant = balanced_accuracy(invariant_features(ds.images), y, train, val, c=1.0)
     raw = balanced_accuracy(ds.images.flatten(1).double().numpy() / 255, y, train, val, c=0.1)
     assert invariant >= 0.6  # chance is 0.2
-    assert raw <= invariant - 0.15
+    # As on real cells (a raw-pixel linear model reaches about 0.53 there), the centred cells'
+    # size differences leave raw pixels some signal, but less than shape and texture carry.
+    assert raw >= 0.4
+    assert raw <= invariant - 0.05
+
+
+def test_classes_differ_in_size_like_the_real_cells():
+    """Mean cell area (pixels darker than the background rim in brightfield) per class."""
+    ds = make_synthetic_cells([60] * 5, size=40, seed=1)
+    x = ds.images[:, 0].double()
+    background = x[:, :3, :].flatten(1).median(dim=1).values
+    # The dark rim outlines the cell: count pixels inside the outermost dark pixels per row.
+    dark = x < background[:, None, None] - 12
+    cols = torch.arange(40).double()
+    left = torch.where(dark, cols, torch.tensor(99.0)).amin(dim=2)
+    right = torch.where(dark, cols, torch.tensor(-1.0)).amax(dim=2)
+    area = (right - left + 1).clamp(min=0).sum(dim=1)
+    mean_area = [float(area[ds.targets == k].mean()) for k in range(5)]
+    interphase, prophase, metaphase = mean_area[:3]
+    assert interphase < prophase  # real: G1/S/G2 cells are the smallest
+    assert interphase < metaphase

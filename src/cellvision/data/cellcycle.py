@@ -1,13 +1,27 @@
-"""Cell-cycle image data: phase names, label merging, the Jurkat folder loader and an
+"""Cell-cycle image data: phases, channels, label merging, the Jurkat folder reader and an
 in-memory data set.
 
-The Jurkat imaging-flow-cytometry release (Eulenberg et al., 2017) stores one image file per
-cell and channel in one folder per phase::
+Imaging-flow-cytometry releases of Jurkat cells come in two layouts, both read by
+:class:`CellCycleFolder` and :func:`load_cells`, which tell them apart by the file names:
 
-    <root>/<Phase>/<cell id>_<channel>.<ext>     e.g.  G1/1234_Ch3.ome.jpg
+**Per-cell files** (Eulenberg et al., 2017): one image per cell and channel::
 
-with the seven phases of :data:`CELL_CYCLE_PHASES`. G1, S and G2 are usually merged into one
-"Interphase" class (:data:`INTERPHASE_MERGE`), leaving five classes.
+    <root>/<Phase>/<cell id>_Ch<k>.<ext>         e.g.  G1/1234_Ch3.ome.jpg
+
+**Montages** (Blasi et al., 2016, as published in ``minh-doan/MLCP``): per phase and channel,
+CellProfiler-stitched grids of single-cell tiles; the montage number ties the channels of one
+montage together::
+
+    <root>/<Phase>/Ch<k>_<montage>.tif           e.g.  Prophase/Ch3_CP0001.tif
+
+Without phase folders (files directly in ``<root>``) the cells are read unlabelled, for
+prediction. The phases are the seven of :data:`CELL_CYCLE_PHASES`; G1, S and G2 are usually
+merged into one "Interphase" class (:data:`INTERPHASE_MERGE`), leaving five classes.
+
+Channels (:data:`CHANNEL_SIGNALS`): ``Ch3`` is brightfield and ``Ch6`` darkfield (side
+scatter), both label-free (:data:`LABEL_FREE_CHANNELS`). ``Ch4`` is the DNA stain from which the
+phase labels were derived: a model that sees it is not doing label-free classification
+(:func:`is_label_free`).
 
 References
 ----------
@@ -20,6 +34,8 @@ References
 from __future__ import annotations
 
 import collections
+import importlib.resources
+import operator
 import os
 import re
 import types
@@ -34,17 +50,32 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from cellvision.data.montage import (
+    TILE_ORDERS,
+    find_duplicate_tiles,
+    infer_tile_size,
+    padding_tile_mask,
+    split_montage,
+)
 from cellvision.data.transforms import to_float_images
 
 __all__ = [
     "CELL_CYCLE_PHASES",
+    "CHANNEL_SIGNALS",
+    "DEFAULT_CHANNELS",
     "INTERPHASE_MERGE",
     "JURKAT_PHASE_COUNTS",
+    "LABEL_FREE_CHANNELS",
     "MERGED_CELL_CYCLE_PHASES",
+    "UNLABELLED",
     "CellCycleFolder",
     "CellImageDataset",
     "CellRecord",
     "canonical_phase",
+    "channel_name",
+    "is_label_free",
+    "load_cells",
+    "load_jurkat_sample",
     "merge_labels",
 ]
 
@@ -78,12 +109,132 @@ JURKAT_PHASE_COUNTS: Mapping[str, int] = types.MappingProxyType(
     {"Interphase": 31550, "Prophase": 606, "Metaphase": 68, "Anaphase": 15, "Telophase": 27}
 )
 
+#: What each channel of the Jurkat release records. Ch4 is the DNA stain from which the
+#: phase labels were derived (DNA content and shape), so it is not label-free.
+CHANNEL_SIGNALS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "Ch3": "brightfield",
+        "Ch4": "DNA stain (the label source, not label-free)",
+        "Ch6": "darkfield (side scatter)",
+    }
+)
+
+#: Channels that do not reveal the label: brightfield and darkfield.
+LABEL_FREE_CHANNELS: tuple[str, ...] = ("Ch3", "Ch6")
+
+#: Default channels of :class:`CellCycleFolder`, :func:`load_cells` and
+#: :func:`load_jurkat_sample`: both label-free channels, brightfield first.
+DEFAULT_CHANNELS: tuple[str, ...] = ("Ch3", "Ch6")
+
+#: Target value of an unlabelled cell (read from a folder without phase folders).
+UNLABELLED: int = -1
+
 _IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff")
 _FILE_PATTERN = re.compile(
     r"^(?P<cell>.+)_(?P<channel>ch\d+)\.(?:ome\.)?(?P<ext>jpg|jpeg|png|tif|tiff)$", re.IGNORECASE
 )
-_CHANNEL_PATTERN = re.compile(r"^ch(\d+)$", re.IGNORECASE)
+_MONTAGE_PATTERN = re.compile(
+    r"^(?P<channel>ch\d+)_(?P<montage>[^.]+)\.(?:ome\.)?(?P<ext>png|tif|tiff)$", re.IGNORECASE
+)
+_CHANNEL_PATTERN = re.compile(r"^(?:ch)?(\d+)$", re.IGNORECASE)
 _ON_ERROR = ("raise", "skip")
+_LAYOUTS = ("auto", "per-cell", "montage")
+_ACCEPTED_LAYOUTS = (
+    "per-cell files <root>/<Phase>/<cell id>_Ch<k>.<ext> (e.g. G1/1234_Ch3.ome.jpg; "
+    "ext jpg, jpeg, png, tif or tiff), "
+    "montages <root>/<Phase>/Ch<k>_<montage>.tif (e.g. Prophase/Ch3_CP0001.tif; "
+    "also .tiff or .png), "
+    "or either kind directly in <root> for unlabelled cells (e.g. 1234_Ch3.png, Ch3_CP0001.tif)"
+)
+_SAMPLE_FILE = "jurkat_sample.npz"
+_Match = tuple[Path, "re.Match[str]"]
+
+
+def channel_name(channel: str | int) -> str:
+    """Return the canonical name ``"Ch<k>"`` of a channel given by name or number.
+
+    Parameters
+    ----------
+    channel : str or int
+        ``"Ch3"``, ``"ch03"``, ``"3"`` or ``3`` (numpy integers accepted).
+
+    Returns
+    -------
+    str
+        ``"Ch3"`` and so on.
+
+    Raises
+    ------
+    TypeError
+        If ``channel`` is neither a string nor an integer.
+    ValueError
+        If it does not name a channel.
+
+    Examples
+    --------
+    >>> channel_name("ch03"), channel_name(6)
+    ('Ch3', 'Ch6')
+    """
+    if isinstance(channel, str):
+        match = _CHANNEL_PATTERN.match(channel.strip())
+        if match is None:
+            raise ValueError(f"channel must be a name like 'Ch3' or a number, got {channel!r}")
+        return f"Ch{int(match.group(1))}"
+    if isinstance(channel, bool):
+        raise TypeError(f"channel must be a str or an int, got {channel!r}")
+    try:
+        number = operator.index(channel)
+    except TypeError:
+        raise TypeError(f"channel must be a str or an int, got {channel!r}") from None
+    if number < 0:
+        raise ValueError(f"channel must be a non-negative number, got {channel!r}")
+    return f"Ch{number}"
+
+
+def _channel_names(channels: Sequence[str | int] | str | int) -> tuple[str, ...]:
+    if isinstance(channels, (str, int, np.integer)):
+        channels = (channels,)
+    try:
+        names = tuple(channel_name(c) for c in channels)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"channels must be a non-empty sequence of names like 'Ch3' or numbers, "
+            f"got {channels!r}"
+        ) from None
+    if not names:
+        raise ValueError(f"channels must be a non-empty sequence of channels, got {channels!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"channels must not repeat a channel, got {channels!r}")
+    return names
+
+
+def is_label_free(channels: Sequence[str | int] | str | int) -> bool:
+    """Whether a channel selection is label-free: every channel in :data:`LABEL_FREE_CHANNELS`.
+
+    The phase labels of the Jurkat data were derived from the DNA stain (``Ch4``), so a model
+    that sees ``Ch4`` learns the labelling rule rather than classifying label-free. Channels
+    of unknown meaning are not counted as label-free either.
+
+    Parameters
+    ----------
+    channels : sequence of str or int, or one channel
+        Channel names or numbers, as accepted by :func:`channel_name`.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ValueError
+        If a channel name is invalid.
+
+    Examples
+    --------
+    >>> is_label_free(("Ch3", "Ch6")), is_label_free(["Ch3", "Ch4"]), is_label_free(4)
+    (True, False, False)
+    """
+    return all(name in LABEL_FREE_CHANNELS for name in _channel_names(channels))
 
 
 def _phase_key(name: str) -> str:
@@ -226,9 +377,18 @@ class _ClassDatasetMixin:
 
     @property
     def counts(self) -> tuple[tuple[str, int], ...]:
-        """``(class name, number of samples)`` for every class, in label order."""
-        counts = torch.bincount(self.targets, minlength=len(self.class_names)).tolist()
+        """``(class name, number of samples)`` for every class, in label order.
+
+        Unlabelled samples (target :data:`UNLABELLED`) are not counted.
+        """
+        labelled = self.targets[self.targets >= 0]
+        counts = torch.bincount(labelled, minlength=len(self.class_names)).tolist()
         return tuple(zip(self.class_names, counts, strict=True))
+
+    @property
+    def is_labelled(self) -> bool:
+        """True when no sample has the target :data:`UNLABELLED` (``-1``)."""
+        return bool((self.targets >= 0).all())
 
 
 class CellImageDataset(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
@@ -246,22 +406,28 @@ class CellImageDataset(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         ``(N, C, H, W)`` images, or ``(N, H, W)`` for one channel; dtype ``uint8``, ``uint16`` or
         floating point.
     labels : sequence of int, numpy.ndarray or Tensor
-        ``N`` class indices in ``[0, len(class_names))``.
+        ``N`` class indices in ``[0, len(class_names))``, or :data:`UNLABELLED` (``-1``) for
+        cells without a label (e.g. read for prediction).
     class_names : sequence of str
         Name of every class, indexed by label.
     transform : callable, optional
         Called as ``transform(image)`` on every ``(C, H, W)`` float image in ``__getitem__``,
         and as ``transform(batch, generator=generator)`` in :meth:`get_batch`; the batched
         transforms of :mod:`cellvision.data.transforms` support both.
+    ids : sequence of str, optional
+        One unique, stable id per sample, e.g. ``"Prophase/CP0001#17"`` (see
+        :class:`CellCycleFolder`).
 
     Attributes
     ----------
     images : Tensor
         The stored ``(N, C, H, W)`` images.
     targets : Tensor
-        1-D int64 labels.
+        1-D int64 labels (``-1`` for unlabelled samples).
     class_names : tuple of str
         Class names.
+    ids : tuple of str or None
+        Sample ids, when given.
 
     Raises
     ------
@@ -288,6 +454,7 @@ class CellImageDataset(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         class_names: Sequence[str],
         *,
         transform: Callable[..., Tensor] | None = None,
+        ids: Sequence[str] | None = None,
     ) -> None:
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(np.ascontiguousarray(images))
@@ -316,17 +483,31 @@ class CellImageDataset(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
             raise ValueError(
                 f"labels must have one entry per image ({images.shape[0]}), got {targets.numel()}"
             )
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= len(names)):
+        if targets.numel() and (
+            int(targets.min()) < UNLABELLED or int(targets.max()) >= len(names)
+        ):
             raise ValueError(
-                f"labels must be in [0, {len(names)}), got values in "
-                f"[{int(targets.min())}, {int(targets.max())}]"
+                f"labels must be in [0, {len(names)}) or {UNLABELLED} (unlabelled), got values "
+                f"in [{int(targets.min())}, {int(targets.max())}]"
             )
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {transform!r}")
+        if ids is not None:
+            if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+                raise TypeError(f"ids must be a sequence of str or None, got {ids!r}")
+            ids = tuple(ids)
+            if len(ids) != targets.numel():
+                raise ValueError(
+                    f"ids must have one entry per image ({targets.numel()}), got {len(ids)}"
+                )
+            if len(set(ids)) != len(ids):
+                repeated = [i for i, n in collections.Counter(ids).items() if n > 1]
+                raise ValueError(f"ids must be unique, got repeats {repeated[:5]!r}")
         self.images = images
         self.targets = targets
         self.class_names = names
         self.transform = transform
+        self.ids: tuple[str, ...] | None = ids
 
     def __len__(self) -> int:
         return int(self.targets.numel())
@@ -390,6 +571,58 @@ class CellImageDataset(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
             images = self.transform(images, generator=generator)
         return images, labels
 
+    def subset(
+        self,
+        indices: Sequence[int] | np.ndarray[Any, Any] | Tensor,
+        *,
+        transform: Callable[..., Tensor] | str | None = "same",
+    ) -> CellImageDataset:
+        """Return the samples at ``indices`` as a new data set (images are copied once).
+
+        Parameters
+        ----------
+        indices : sequence of int, numpy.ndarray or Tensor
+            Sample indices, e.g. one fold of :func:`~cellvision.splits.stratified_kfold`.
+        transform : callable, None or "same", default "same"
+            Transform of the new data set; ``"same"`` keeps this one's.
+
+        Returns
+        -------
+        CellImageDataset
+            Same class names; images, targets and ids (if any) of the chosen samples.
+
+        Raises
+        ------
+        IndexError
+            If an index is out of range.
+
+        Examples
+        --------
+        >>> ds = CellImageDataset(torch.zeros(3, 1, 2, 2), [0, 1, 1], ["a", "b"],
+        ...                       ids=["x", "y", "z"])
+        >>> part = ds.subset([2, 0])
+        >>> part.targets.tolist(), part.ids
+        ([1, 0], ('z', 'x'))
+        """
+        idx = torch.as_tensor(np.asarray(indices) if not isinstance(indices, Tensor) else indices)
+        idx = idx.to(torch.int64).reshape(-1).cpu()
+        n = len(self)
+        if idx.numel() and (int(idx.min()) < -n or int(idx.max()) >= n):
+            raise IndexError(f"indices must be in [-{n}, {n}), got {indices!r}")
+        idx = torch.where(idx < 0, idx + n, idx)
+        if isinstance(transform, str):
+            if transform != "same":
+                raise ValueError(f"transform must be callable, None or 'same', got {transform!r}")
+            transform = self.transform
+        ids = None if self.ids is None else [self.ids[i] for i in idx.tolist()]
+        return CellImageDataset(
+            self.images.index_select(0, idx),
+            self.targets.index_select(0, idx),
+            self.class_names,
+            transform=transform,
+            ids=ids,
+        )
+
     def __repr__(self) -> str:
         shape = tuple(self.images.shape)
         return f"CellImageDataset(images={shape}, dtype={self.images.dtype}, counts={self.counts})"
@@ -402,16 +635,24 @@ class CellRecord:
     Attributes
     ----------
     cell_id : str
-        The cell id from the file name.
-    phase : str
-        Canonical phase of its folder (one of :data:`CELL_CYCLE_PHASES`).
+        The cell id: from the file name (per-cell layout), or ``"<montage>#<tile>"`` such as
+        ``"CP0001#17"`` (montage layout).
+    phase : str or None
+        Canonical phase of its folder (one of :data:`CELL_CYCLE_PHASES`), or ``None`` for an
+        unlabelled cell.
     paths : tuple of pathlib.Path
-        One file per requested channel, in the requested channel order.
+        One file per requested channel, in the requested channel order (the montage files for
+        a montage cell).
+    tile : int or None
+        Position of the cell's tile in its montage, in the montage's tile order (counting
+        padding tiles, so it does not change when other tiles are dropped); ``None`` for a
+        per-cell file.
     """
 
     cell_id: str
-    phase: str
+    phase: str | None
     paths: tuple[Path, ...]
+    tile: int | None = None
 
 
 def _require_pillow() -> Any:
@@ -455,29 +696,57 @@ def _header(path: Path) -> tuple[int, int]:
 
 
 class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
-    """Imaging-flow-cytometry cell images in the Jurkat release folder layout.
+    """Jurkat imaging-flow-cytometry cells on disk: per-cell files or montages.
 
-    Files are found as ``<root>/<Phase>/<cell id>_<channel>.<ext>`` (extensions jpg, jpeg,
-    png, tif, tiff, optionally preceded by ``.ome``; 8- or 16-bit grayscale). Phase folders may
-    use common aliases (``S_phase``, ``g1``, ``metaphase``; see :func:`canonical_phase`). The
-    requested channels of each cell are stacked into one ``(C, H, W)`` float32 image scaled to
-    ``[0, 1]`` (8-bit divided by 255, 16-bit by 65535). Decoding uses Pillow (the ``images``
-    extra).
+    The layout is detected from the file names (or forced with ``layout``):
 
-    While indexing, the loader reads every image header once and collects problems: cells
-    missing a requested channel, unreadable files, image-like files whose name does not follow
-    the pattern, unknown (non-phase) folders and images whose size differs from the most common
-    size. With ``on_error="raise"`` (default) a ``ValueError`` lists every kind with its count
-    and example paths; with ``on_error="skip"`` the affected cells are dropped with one
-    ``UserWarning`` carrying the same summary. Either way :attr:`problems` holds the full lists.
+    - **per-cell files**: ``<root>/<Phase>/<cell id>_Ch<k>.<ext>`` (extensions jpg, jpeg, png,
+      tif, tiff, optionally preceded by ``.ome``; 8- or 16-bit grayscale), e.g.
+      ``G1/1234_Ch3.ome.jpg``. Files are decoded on access (or once by
+      :meth:`load_into_memory`).
+    - **montages**: ``<root>/<Phase>/Ch<k>_<montage>.tif`` (also ``.tiff``/``.png``), e.g.
+      ``Prophase/Ch3_CP0001.tif``: grids of single-cell tiles as CellProfiler stitches them
+      (the public release of Blasi et al., 2016). The montage name (``CP0001``) ties the
+      channels of one montage together; several montages per phase are concatenated in
+      natural order (``CP0001``, ``CP0002``, ...). Montages are decoded and cut into tiles when
+      the folder is opened (:func:`~cellvision.data.montage.split_montage`). Padding tiles
+      (every pixel column constant, :func:`~cellvision.data.montage.padding_tile_mask`) are
+      dropped, and so are tiles repeating an earlier tile of the same phase folder
+      (``drop_duplicates``; :func:`~cellvision.data.montage.find_duplicate_tiles`), which
+      removes the repeated last cell of the release's Anaphase, Metaphase and Telophase
+      montages.
+    - either kind **directly in** ``root`` (no phase folders): the cells are read unlabelled,
+      for prediction; their targets are :data:`UNLABELLED` (``-1``) and :attr:`labelled` is
+      False.
+
+    Phase folders may use common aliases (``S_phase``, ``g1``, ``metaphase``; see
+    :func:`canonical_phase`). The requested channels of each cell are stacked into one
+    ``(C, H, W)`` float32 image scaled to ``[0, 1]`` (8-bit divided by 255, 16-bit by 65535).
+    Decoding uses Pillow (the ``images`` extra).
+
+    Every cell has a stable id in :attr:`ids`: ``"<phase folder>/<cell id>"`` such as
+    ``"G1/1234"`` (per-cell files) or ``"<phase folder>/<montage>#<tile>"`` such as
+    ``"Prophase/CP0001#17"`` (montages; ``tile`` counts from 0 in the montage's tile order,
+    padding included). Without phase folders the prefix is left out.
+
+    While indexing, the loader collects problems: cells or montages missing a requested
+    channel, unreadable files, image-like files whose name follows neither layout, unknown
+    (non-phase) folders and per-cell images whose size differs from the most common size. With
+    ``on_error="raise"`` (default) a ``ValueError`` lists every kind with its count and example
+    paths; with ``on_error="skip"`` the affected cells are dropped with one ``UserWarning``
+    carrying the same summary. Either way :attr:`problems` holds the full lists. Montages whose
+    channel files disagree in size or in the number of cell tiles are always an error: their
+    tiles cannot be matched.
 
     Parameters
     ----------
     root : str or os.PathLike
-        Folder holding one sub-folder per phase.
-    channels : sequence of str, default ("Ch3",)
-        Channels to stack, e.g. ``("Ch3", "Ch6")``: Ch3 is brightfield, Ch6 darkfield
-        (side scatter) and Ch4 the third channel of the release. Matched case-insensitively.
+        Folder holding one sub-folder per phase, or the cell files themselves (unlabelled).
+    channels : sequence of str or int, default DEFAULT_CHANNELS
+        Channels to stack, by name or number, e.g. ``("Ch3", "Ch6")`` or ``(3, 6)``. In the
+        Jurkat data Ch3 is brightfield and Ch6 darkfield (side scatter), both label-free (the
+        default); Ch4 is the DNA stain the labels were derived from, so a selection with Ch4 is
+        not label-free (:func:`is_label_free`).
     merge : mapping of str to str or None, default INTERPHASE_MERGE
         Class merge applied to the phases (see :func:`merge_labels`); ``None`` keeps the seven
         phases as classes.
@@ -485,86 +754,144 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         Applied to every ``(C, H, W)`` image returned by ``__getitem__``.
     on_error : {"raise", "skip"}, default "raise"
         What to do with problematic files and cells.
+    layout : {"auto", "per-cell", "montage"}, default "auto"
+        Layout to read; ``"auto"`` detects it (a folder mixing both kinds is an error).
+    tile_size : int or (int, int), optional
+        Montage tile height and width; inferred by default
+        (:func:`~cellvision.data.montage.infer_tile_size`, square tiles with centred cells).
+    grid : (int, int), optional
+        Montage grid as (rows, columns), an alternative to ``tile_size``.
+    tile_order : {"column", "row"}, default "column"
+        Montage tile order: ``"column"`` puts tile ``k`` at grid column ``k // rows`` and row
+        ``k % rows`` (the release); ``"row"`` fills rows first.
+    drop_duplicates : bool, default True
+        Drop montage tiles that repeat an earlier tile of the same phase folder (within
+        ``duplicate_tolerance``); the first occurrence is kept. Recorded in :attr:`dropped`.
+    duplicate_tolerance : float, default 0.0
+        0 drops exact repeats only. Above 0, near repeats too: two tiles are near duplicates
+        when in every channel the root-mean-square difference of their pixels is at most
+        ``duplicate_tolerance`` times that channel's standard deviation over the folder's
+        tiles (different real cells are at least 0.2 apart; see
+        :func:`~cellvision.data.montage.find_duplicate_tiles`).
 
     Attributes
     ----------
     records : list of CellRecord
-        The cells, sorted by phase (in :data:`CELL_CYCLE_PHASES` order) and cell id.
+        The cells, sorted by phase (in :data:`CELL_CYCLE_PHASES` order), then cell id
+        (per-cell) or montage name and tile position (montages).
+    ids : tuple of str
+        Stable cell ids, one per record (see above).
     targets : Tensor
-        1-D int64 labels.
+        1-D int64 labels; :data:`UNLABELLED` (``-1``) everywhere for an unlabelled folder.
     class_names : tuple of str
         Class names: all seven phases, or the merged classes, whether or not each is present,
-        so labels mean the same for every subset of the release.
+        so labels mean the same for every subset of the release (and for unlabelled folders).
+    labelled : bool
+        False when the cells were read without phase folders.
+    layout : str
+        ``"per-cell"`` or ``"montage"``.
     image_size : tuple of int
-        Common ``(H, W)`` of the images.
+        Common ``(H, W)`` of the images (the tile size for montages).
     problems : dict of str to list of str
         Problem kind -> affected paths (empty when the folder is clean).
+    dropped : dict of str to str
+        Id of every duplicate montage tile that was dropped -> ``"duplicate of <id>"``.
+    padding_tiles : dict of str to int
+        Number of padding tiles dropped per montage (``"<phase folder>/<montage>"``).
 
     Raises
     ------
     FileNotFoundError
         If ``root`` is not a directory.
     TypeError, ValueError
-        If an argument is invalid, no cell is found, or problems are found with
-        ``on_error="raise"``.
+        If an argument is invalid; if no cell is found (the message names the accepted layouts,
+        with an example file name for each, and what was found instead); if problems are found
+        with ``on_error="raise"``; if a montage's channel files disagree in size or tile count,
+        or montages disagree in tile size.
     ImportError
         If Pillow is not installed.
 
     References
     ----------
-    Eulenberg, P. et al. Reconstructing cell cycle and disease progression using deep
-    learning. Nat. Commun. 8, 463 (2017).
+    - Eulenberg, P. et al. Reconstructing cell cycle and disease progression using deep
+      learning. Nat. Commun. 8, 463 (2017).
+    - Blasi, T. et al. Label-free cell cycle analysis for high-throughput imaging flow
+      cytometry. Nat. Commun. 7, 10256 (2016).
 
     Examples
     --------
+    Per-cell files:
+
     >>> import tempfile
     >>> from PIL import Image
     >>> root = Path(tempfile.mkdtemp())
     >>> for phase, cell in [("G1", "1"), ("S_phase", "2"), ("Anaphase", "3")]:
     ...     (root / phase).mkdir()
     ...     Image.new("L", (66, 66), color=51).save(root / phase / f"{cell}_Ch3.png")
-    >>> ds = CellCycleFolder(root)
-    >>> len(ds), ds.targets.tolist(), ds.class_names[:2]
-    (3, [0, 0, 3], ('Interphase', 'Prophase'))
+    >>> ds = CellCycleFolder(root, channels=("Ch3",))
+    >>> len(ds), ds.targets.tolist(), ds.class_names[:2], ds.ids
+    (3, [0, 0, 3], ('Interphase', 'Prophase'), ('G1/1', 'S_phase/2', 'Anaphase/3'))
     >>> image, label = ds[0]
     >>> image.shape, round(image.max().item(), 3)
     (torch.Size([1, 66, 66]), 0.2)
+
+    A montage: a 2 x 2 grid of 8 x 8 tiles holding 3 cells and one padding tile:
+
+    >>> rng = np.random.default_rng(0)
+    >>> tiles = rng.integers(100, 4000, size=(4, 8, 8)).astype(np.uint16)
+    >>> tiles[3] = tiles[3, :1]                     # padding: one pixel row repeated
+    >>> montage = np.block([[tiles[0], tiles[2]], [tiles[1], tiles[3]]])  # column-major
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "Prophase").mkdir()
+    >>> Image.fromarray(montage).save(root / "Prophase" / "Ch3_CP0001.tif")
+    >>> ds = CellCycleFolder(root, channels="Ch3", tile_size=8)
+    >>> ds.layout, ds.padding_tiles
+    ('montage', {'Prophase/CP0001': 1})
+    >>> ds.ids
+    ('Prophase/CP0001#0', 'Prophase/CP0001#1', 'Prophase/CP0001#2')
+    >>> bool((ds.load_into_memory().images[2, 0].numpy() == tiles[2]).all())
+    True
     """
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         *,
-        channels: Sequence[str] = ("Ch3",),
+        channels: Sequence[str | int] | str | int = DEFAULT_CHANNELS,
         merge: Mapping[str, str] | None = INTERPHASE_MERGE,
         transform: Callable[..., Tensor] | None = None,
         on_error: str = "raise",
+        layout: str = "auto",
+        tile_size: int | tuple[int, int] | None = None,
+        grid: tuple[int, int] | None = None,
+        tile_order: str = "column",
+        drop_duplicates: bool = True,
+        duplicate_tolerance: float = 0.0,
     ) -> None:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {root!r}")
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"root must be an existing directory, got {str(root)!r}")
-        if isinstance(channels, str):
-            channels = (channels,)
-        channel_list = list(channels)
-        if not channel_list or not all(
-            isinstance(c, str) and _CHANNEL_PATTERN.match(c) for c in channel_list
-        ):
-            raise ValueError(
-                f"channels must be a non-empty sequence of names like 'Ch3', got {channels!r}"
-            )
-        # "ch3", "CH3" and "Ch03" all name channel 3.
-        keys = [f"ch{int(c[2:])}" for c in channel_list]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"channels must not repeat a channel, got {channels!r}")
+        self.channels = _channel_names(channels)
         if on_error not in _ON_ERROR:
             raise ValueError(f"on_error must be one of {_ON_ERROR!r}, got {on_error!r}")
+        if layout not in _LAYOUTS:
+            raise ValueError(f"layout must be one of {_LAYOUTS!r}, got {layout!r}")
+        if tile_order not in TILE_ORDERS:
+            raise ValueError(f"tile_order must be one of {TILE_ORDERS!r}, got {tile_order!r}")
+        if not isinstance(drop_duplicates, (bool, np.bool_)):
+            raise TypeError(f"drop_duplicates must be a bool, got {drop_duplicates!r}")
+        find_duplicate_tiles(np.zeros((1, 1, 1)), duplicate_tolerance)  # validates it
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be callable or None, got {transform!r}")
-        self.channels = tuple(f"C{k[1:]}" for k in keys)
         self.transform = transform
         self.on_error = on_error
+        self._tile_size = tile_size
+        self._grid = grid
+        self._tile_order = tile_order
+        self._drop_duplicates = bool(drop_duplicates)
+        self._duplicate_tolerance = float(duplicate_tolerance)
         _require_pillow()
 
         phase_idx, self.class_names = merge_labels(
@@ -572,46 +899,107 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         )
         self._phase_to_label = dict(zip(CELL_CYCLE_PHASES, phase_idx.tolist(), strict=True))
         self.problems: dict[str, list[str]] = {}
-        records = self._scan(keys)
-        if not records and not self.problems:
-            raise ValueError(
-                f"root must contain phase folders with cell images, got none in {str(self.root)!r}"
-            )
-        self._report()
+        self._quiet_problems: set[str] = set()  # reported only when no cell is found
+        self.dropped: dict[str, str] = {}
+        self.padding_tiles: dict[str, int] = {}
+        self._tiles: Tensor | None = None
+        self.image_size: tuple[int, int] = (0, 0)
+
+        folders = self._folders()
+        per_cell, montages = self._classify(folders, layout)
+        if layout == "auto":
+            n_cells = sum(len(v) for v in per_cell.values())
+            n_montages = sum(len(v) for v in montages.values())
+            if n_cells and n_montages:
+                cell_example = next(p for v in per_cell.values() for p, _ in v)
+                montage_example = next(p for v in montages.values() for p, _ in v)
+                raise ValueError(
+                    f"root must hold one layout, got both per-cell files (e.g. {cell_example}) "
+                    f"and montages (e.g. {montage_example}) in {str(self.root)!r}; pass "
+                    "layout='per-cell' or layout='montage' to read one of them"
+                )
+            layout = "montage" if n_montages else "per-cell"
+        self.layout = layout
+        if layout == "montage":
+            records = self._scan_montages(folders, montages)
+        else:
+            records = self._scan(folders, per_cell)
         if not records:
-            raise ValueError(f"no usable cell images left in {str(self.root)!r}")
+            found = f"; found instead: {self._summary()}" if self.problems else ""
+            raise ValueError(
+                f"root must contain cell images with channels {', '.join(self.channels)} in "
+                f"one of the accepted layouts: {_ACCEPTED_LAYOUTS}. No usable cell found in "
+                f"{str(self.root)!r}{found}"
+            )
+        for kind in self._quiet_problems:
+            del self.problems[kind]
+        self._report()
         self.records = records
+        self.ids = tuple(
+            r.cell_id if not self.labelled else f"{r.paths[0].parent.name}/{r.cell_id}"
+            for r in records
+        )
         self.targets = torch.tensor(
-            [self._phase_to_label[r.phase] for r in records], dtype=torch.int64
+            [UNLABELLED if r.phase is None else self._phase_to_label[r.phase] for r in records],
+            dtype=torch.int64,
         )
 
     # ------------------------------------------------------------------ indexing
     def _problem(self, kind: str, path: str) -> None:
         self.problems.setdefault(kind, []).append(path)
 
-    def _scan(self, channel_keys: list[str]) -> list[CellRecord]:
-        wanted = {k: i for i, k in enumerate(channel_keys)}
-        found: list[tuple[int, str, str, dict[int, Path]]] = []
-        for folder in sorted(p for p in self.root.iterdir() if not p.name.startswith(".")):
-            if not folder.is_dir():
-                continue
-            phase = canonical_phase(folder.name)
+    def _folders(self) -> list[tuple[Path, str | None]]:
+        """The folders to read with their phase: the phase folders, else ``root`` unlabelled."""
+        subfolders = sorted(
+            p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        phases = [(p, canonical_phase(p.name)) for p in subfolders]
+        labelled = [(p, phase) for p, phase in phases if phase is not None]
+        self.labelled = bool(labelled)
+        if not labelled:
+            for p in subfolders:  # named in the error if no cell is found (a parent folder?)
+                self._problem("sub-folder that is not a phase folder", str(p))
+                self._quiet_problems.add("sub-folder that is not a phase folder")
+            return [(self.root, None)]
+        for p, phase in phases:
             if phase is None:
-                self._problem("unknown phase folder", str(folder))
-                continue
-            cells: dict[str, dict[int, Path]] = collections.defaultdict(dict)
+                self._problem("unknown phase folder", str(p))
+        return sorted(labelled, key=lambda t: (CELL_CYCLE_PHASES.index(str(t[1])), t[0].name))
+
+    def _classify(
+        self, folders: list[tuple[Path, str | None]], layout: str
+    ) -> tuple[dict[Path, list[_Match]], dict[Path, list[_Match]]]:
+        """Sort the files of every folder into per-cell files and montage files."""
+        per_cell: dict[Path, list[_Match]] = {}
+        montages: dict[Path, list[_Match]] = {}
+        for folder, _ in folders:
+            per_cell[folder], montages[folder] = [], []
             for path in sorted(folder.iterdir()):
                 if path.name.startswith(".") or not path.is_file():
                     continue
-                match = _FILE_PATTERN.match(path.name)
-                if match is None:
-                    if path.name.lower().endswith(_IMAGE_EXTENSIONS):
-                        self._problem("unrecognised file name", str(path))
-                    continue
+                cell_match = _FILE_PATTERN.match(path.name) if layout != "montage" else None
+                montage_match = _MONTAGE_PATTERN.match(path.name) if layout != "per-cell" else None
+                if cell_match is not None:
+                    per_cell[folder].append((path, cell_match))
+                elif montage_match is not None:
+                    montages[folder].append((path, montage_match))
+                elif path.name.lower().endswith(_IMAGE_EXTENSIONS):
+                    self._problem("unrecognised file name", str(path))
+        return per_cell, montages
+
+    def _scan(
+        self, folders: list[tuple[Path, str | None]], files: dict[Path, list[_Match]]
+    ) -> list[CellRecord]:
+        wanted = {name.lower(): i for i, name in enumerate(self.channels)}
+        found: list[tuple[int, str, str | None, dict[int, Path]]] = []
+        for folder, phase in folders:
+            cells: dict[str, dict[int, Path]] = collections.defaultdict(dict)
+            for path, match in files[folder]:
                 channel = f"ch{int(match.group('channel')[2:])}"
                 entry = cells[match.group("cell")]  # a cell with only other channels is missing
                 if channel in wanted:
                     entry[wanted[channel]] = path
+            order = CELL_CYCLE_PHASES.index(phase) if phase is not None else 0
             for cell_id, paths in cells.items():
                 missing = [self.channels[i] for i in range(len(wanted)) if i not in paths]
                 if missing:
@@ -620,7 +1008,7 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
                         f"{folder / cell_id} (missing {', '.join(missing)})",
                     )
                     continue
-                found.append((CELL_CYCLE_PHASES.index(phase), cell_id, phase, paths))
+                found.append((order, cell_id, phase, paths))
 
         sizes: dict[tuple[int, str], tuple[int, int]] = {}
         good: list[CellRecord] = []
@@ -640,7 +1028,6 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
                     sizes.pop((len(good), str(path)), None)
 
         if not good:
-            self.image_size = (0, 0)
             return good
         common = collections.Counter(sizes.values()).most_common(1)[0][0]
         self.image_size = common
@@ -654,14 +1041,126 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
                 bad_cells.add(i)
         return [r for i, r in enumerate(good) if i not in bad_cells]
 
-    def _report(self) -> None:
-        if not self.problems:
-            return
+    def _read_montage(self, paths: tuple[Path, ...]) -> np.ndarray[Any, Any] | None:
+        """Decode the channel files of one montage into a ``(C, H, W)`` array."""
+        planes = []
+        for path in paths:
+            try:
+                planes.append(_decode(path))
+            except ImportError:
+                raise
+            except Exception:  # Pillow raises many exception types
+                self._problem("unreadable file", str(path))
+                return None
+        shapes = {p.shape for p in planes}
+        if len(shapes) > 1:
+            sizes = ", ".join(
+                f"{path.name} {p.shape[0]}x{p.shape[1]}"
+                for path, p in zip(paths, planes, strict=True)
+            )
+            raise ValueError(
+                f"the channel files of montage {paths[0].parent / paths[0].stem} must have one "
+                f"size, got {sizes}"
+            )
+        if any(p.dtype == np.uint16 for p in planes):
+            planes = [
+                p.astype(np.uint16) * np.uint16(257 if p.dtype == np.uint8 else 1) for p in planes
+            ]
+        return np.stack(planes)
+
+    def _scan_montages(
+        self, folders: list[tuple[Path, str | None]], files: dict[Path, list[_Match]]
+    ) -> list[CellRecord]:
+        wanted = {name.lower(): i for i, name in enumerate(self.channels)}
+        records: list[CellRecord] = []
+        blocks: list[np.ndarray[Any, Any]] = []
+        tile_sizes: dict[tuple[int, int], str] = {}
+        for folder, phase in folders:
+            groups: dict[str, dict[int, Path]] = collections.defaultdict(dict)
+            for path, match in files[folder]:
+                entry = groups[match.group("montage")]
+                channel = f"ch{int(match.group('channel')[2:])}"
+                if channel in wanted:
+                    entry[wanted[channel]] = path
+            prefix = f"{folder.name}/" if self.labelled else ""
+            folder_records: list[CellRecord] = []
+            folder_tiles: list[np.ndarray[Any, Any]] = []
+            for key in sorted(groups, key=_natural_key):
+                paths = groups[key]
+                missing = [self.channels[i] for i in range(len(wanted)) if i not in paths]
+                if missing:
+                    self._problem(
+                        "montage missing a requested channel",
+                        f"{folder / key} (missing {', '.join(missing)})",
+                    )
+                    continue
+                ordered = tuple(paths[i] for i in range(len(wanted)))
+                planes = self._read_montage(ordered)
+                if planes is None:
+                    continue
+                size = self._tile_size
+                if size is None and self._grid is None:
+                    size = infer_tile_size(planes)
+                tiles = split_montage(planes, size, grid=self._grid, order=self._tile_order)
+                tile_sizes.setdefault(tuple(tiles.shape[-2:]), str(ordered[0]))
+                padding = padding_tile_mask(tiles)  # (n, C)
+                counts = (~padding).sum(axis=0)
+                if (padding != padding[:, :1]).any():
+                    detail = ", ".join(
+                        f"{p.name} {int(c)}" for p, c in zip(ordered, counts, strict=True)
+                    )
+                    raise ValueError(
+                        f"the channel files of montage {folder / key} must have the same cell "
+                        f"tiles, got different numbers of non-padding tiles: {detail}"
+                    )
+                cells = np.flatnonzero(~padding[:, 0])
+                self.padding_tiles[f"{prefix}{key}"] = int(padding.shape[0] - cells.size)
+                folder_tiles.append(tiles[cells])
+                folder_records.extend(
+                    CellRecord(cell_id=f"{key}#{k}", phase=phase, paths=ordered, tile=int(k))
+                    for k in cells
+                )
+            if len(tile_sizes) > 1:
+                listed = "; ".join(f"{h}x{w} in {p}" for (h, w), p in tile_sizes.items())
+                raise ValueError(
+                    f"montages must share one tile size, got {listed}; pass tile_size= or grid="
+                )
+            if not folder_tiles:
+                continue
+            stacked = np.concatenate(folder_tiles)
+            keep = np.ones(len(folder_records), dtype=bool)
+            if self._drop_duplicates:
+                repeats = find_duplicate_tiles(stacked, self._duplicate_tolerance)
+                for i in np.flatnonzero(repeats >= 0):
+                    original = folder_records[int(repeats[i])]
+                    self.dropped[f"{prefix}{folder_records[i].cell_id}"] = (
+                        f"duplicate of {prefix}{original.cell_id}"
+                    )
+                keep = repeats < 0
+            blocks.append(stacked[keep])
+            records.extend(r for r, k in zip(folder_records, keep, strict=True) if k)
+        if not records:
+            return records
+        if any(b.dtype == np.uint16 for b in blocks):
+            blocks = [
+                b.astype(np.uint16) * np.uint16(257 if b.dtype == np.uint8 else 1) for b in blocks
+            ]
+        self._tiles = torch.from_numpy(np.ascontiguousarray(np.concatenate(blocks)))
+        (size,) = tile_sizes
+        self.image_size = (int(size[0]), int(size[1]))
+        return records
+
+    def _summary(self) -> str:
         parts = []
         for kind, paths in self.problems.items():
             examples = "; ".join(paths[:3])
             parts.append(f"{len(paths)} x {kind} (e.g. {examples})")
-        summary = f"CellCycleFolder({str(self.root)!r}) found problems: " + " | ".join(parts)
+        return " | ".join(parts)
+
+    def _report(self) -> None:
+        if not self.problems:
+            return
+        summary = f"CellCycleFolder({str(self.root)!r}) found problems: " + self._summary()
         if self.on_error == "raise":
             raise ValueError(summary + ". Pass on_error='skip' to skip them with a warning.")
         warnings.warn(summary + "; the affected cells were skipped.", UserWarning, stacklevel=3)
@@ -681,16 +1180,19 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         return torch.from_numpy(np.stack(planes))
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        record = self.records[index]
-        try:
-            raw = self._read_cell(record)
-        except ImportError:
-            raise
-        except Exception as exc:
-            raise ValueError(
-                f"could not decode cell {record.cell_id!r} ({record.paths}): {exc}"
-            ) from exc
-        image = to_float_images(raw)
+        if self._tiles is not None:
+            image = to_float_images(self._tiles[index])
+        else:
+            record = self.records[index]
+            try:
+                raw = self._read_cell(record)
+            except ImportError:
+                raise
+            except Exception as exc:
+                raise ValueError(
+                    f"could not decode cell {record.cell_id!r} ({record.paths}): {exc}"
+                ) from exc
+            image = to_float_images(raw)
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.targets[index])
@@ -702,12 +1204,13 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         file is 16-bit (8-bit images are then multiplied by 257 so that both map to the same
         ``[0, 1]`` range). Training then indexes batches from memory
         (:meth:`CellImageDataset.get_batch`) instead of decoding files every epoch. Cells whose
-        files fail to decode are handled according to ``on_error``.
+        files fail to decode are handled according to ``on_error``. Montages are already in
+        memory; their tiles are returned without copying.
 
         Returns
         -------
         CellImageDataset
-            Images, labels, class names and the folder's ``transform``.
+            Images, labels, class names, :attr:`ids` and the folder's ``transform``.
 
         Raises
         ------
@@ -721,10 +1224,14 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
         >>> root = Path(tempfile.mkdtemp())
         >>> (root / "Prophase").mkdir()
         >>> Image.new("L", (8, 8), color=7).save(root / "Prophase" / "5_Ch3.jpg")
-        >>> mem = CellCycleFolder(root).load_into_memory()
-        >>> mem.images.shape, mem.images.dtype, mem.targets.tolist()
-        (torch.Size([1, 1, 8, 8]), torch.uint8, [1])
+        >>> mem = CellCycleFolder(root, channels=["Ch3"]).load_into_memory()
+        >>> mem.images.shape, mem.images.dtype, mem.targets.tolist(), mem.ids
+        (torch.Size([1, 1, 8, 8]), torch.uint8, [1], ('Prophase/5',))
         """
+        if self._tiles is not None:
+            return CellImageDataset(
+                self._tiles, self.targets, self.class_names, transform=self.transform, ids=self.ids
+            )
         arrays: list[Tensor] = []
         keep: list[int] = []
         failed: list[str] = []
@@ -749,14 +1256,147 @@ class CellCycleFolder(_ClassDatasetMixin, Dataset[tuple[Tensor, int]]):
             arrays = [a if a.dtype == torch.uint16 else _widen(a) for a in arrays]
         images = torch.stack(arrays)
         return CellImageDataset(
-            images, self.targets[keep], self.class_names, transform=self.transform
+            images,
+            self.targets[keep],
+            self.class_names,
+            transform=self.transform,
+            ids=[self.ids[i] for i in keep],
         )
 
     def __repr__(self) -> str:
         return (
-            f"CellCycleFolder(root={str(self.root)!r}, channels={self.channels}, "
-            f"image_size={self.image_size}, counts={self.counts})"
+            f"CellCycleFolder(root={str(self.root)!r}, layout={self.layout!r}, "
+            f"channels={self.channels}, image_size={self.image_size}, counts={self.counts})"
         )
+
+
+def load_cells(
+    root: str | os.PathLike[str],
+    *,
+    channels: Sequence[str | int] | str | int = DEFAULT_CHANNELS,
+    merge: Mapping[str, str] | None = INTERPHASE_MERGE,
+    transform: Callable[..., Tensor] | None = None,
+    on_error: str = "raise",
+    layout: str = "auto",
+    tile_size: int | tuple[int, int] | None = None,
+    grid: tuple[int, int] | None = None,
+    tile_order: str = "column",
+    drop_duplicates: bool = True,
+    duplicate_tolerance: float = 0.0,
+) -> CellImageDataset:
+    """Read a folder of cell images in either layout into memory: the one-call entry point.
+
+    Same as ``CellCycleFolder(root, ...).load_into_memory()``; see :class:`CellCycleFolder` for
+    the layouts (per-cell files or montages, labelled or not) and every argument.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The folder, e.g. ``"jurkat/Experiment_1"``.
+    channels : sequence of str or int, default DEFAULT_CHANNELS
+        Channels to stack; the default ``("Ch3", "Ch6")`` is label-free.
+    merge, transform, on_error, layout, tile_size, grid, tile_order, drop_duplicates, \
+duplicate_tolerance
+        As for :class:`CellCycleFolder`.
+
+    Returns
+    -------
+    CellImageDataset
+        ``uint8``/``uint16`` images, labels (``-1`` when unlabelled), class names and ids.
+
+    Raises
+    ------
+    FileNotFoundError, TypeError, ValueError, ImportError
+        As :class:`CellCycleFolder`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())                 # unlabelled: no phase folders
+    >>> for ch in ("Ch3", "Ch6"):
+    ...     Image.new("L", (10, 10), color=9).save(root / f"17_{ch}.png")
+    >>> cells = load_cells(root)
+    >>> cells.images.shape, cells.targets.tolist(), cells.ids, cells.is_labelled
+    (torch.Size([1, 2, 10, 10]), [-1], ('17',), False)
+    """
+    folder = CellCycleFolder(
+        root,
+        channels=channels,
+        merge=merge,
+        transform=transform,
+        on_error=on_error,
+        layout=layout,
+        tile_size=tile_size,
+        grid=grid,
+        tile_order=tile_order,
+        drop_duplicates=drop_duplicates,
+        duplicate_tolerance=duplicate_tolerance,
+    )
+    return folder.load_into_memory()
+
+
+def load_jurkat_sample(
+    *,
+    channels: Sequence[str | int] | str | int = DEFAULT_CHANNELS,
+    merge: Mapping[str, str] | None = INTERPHASE_MERGE,
+    transform: Callable[..., Tensor] | None = None,
+) -> CellImageDataset:
+    """Load the small sample of real Jurkat cells that ships with the package.
+
+    The sample is a stratified subset of the developer copy of the public release of Blasi et
+    al. (2016) (``minh-doan/MLCP``, ``images/Experiment_1``, BSD 3-Clause License; the notice
+    ships next to the data as ``JURKAT_LICENSE.txt``): **every** Metaphase, Anaphase and
+    Telophase cell and a seeded random draw from the other phases (see the data guide for
+    the counts). It holds the label-free channels only, Ch3 (brightfield) and Ch6 (darkfield),
+    as 40 x 40 ``uint16`` tiles, and is stored as a compressed ``.npz`` read with numpy alone:
+    no Pillow needed.
+
+    Parameters
+    ----------
+    channels : sequence of str or int, default DEFAULT_CHANNELS
+        A selection of ``"Ch3"`` and ``"Ch6"``, in the order wanted.
+    merge : mapping of str to str or None, default INTERPHASE_MERGE
+        Class merge (see :func:`merge_labels`); ``None`` keeps the seven phases.
+    transform : callable, optional
+        Transform of the returned data set.
+
+    Returns
+    -------
+    CellImageDataset
+        ``uint16`` images ``(N, C, 40, 40)``, labels, class names and ids such as
+        ``"Anaphase/CP0001#3"`` (the ids of :class:`CellCycleFolder` on the release).
+
+    Raises
+    ------
+    ValueError
+        If a requested channel is not in the sample (Ch4, the DNA stain, is left out on
+        purpose: it is the label source).
+
+    Examples
+    --------
+    >>> sample = load_jurkat_sample()
+    >>> sample.images.shape[1:], sample.images.dtype, sample.class_names[3]
+    (torch.Size([2, 40, 40]), torch.uint16, 'Anaphase')
+    >>> dict(sample.counts)["Anaphase"]
+    9
+    """
+    names = _channel_names(channels)
+    resource = importlib.resources.files("cellvision.data").joinpath(_SAMPLE_FILE)
+    with resource.open("rb") as fh, np.load(fh, allow_pickle=False) as stored:
+        images = stored["images"]
+        stored_channels = tuple(str(c) for c in stored["channels"])
+        phases = [str(p) for p in stored["phases"]]
+        ids = [str(i) for i in stored["ids"]]
+    unknown = [c for c in names if c not in stored_channels]
+    if unknown:
+        raise ValueError(
+            f"channels must be among the sample's label-free channels {stored_channels!r}, "
+            f"got {channels!r}"
+        )
+    picked = images[:, [stored_channels.index(c) for c in names]]
+    labels, class_names = merge_labels(phases, merge, class_names=CELL_CYCLE_PHASES)
+    return CellImageDataset(picked, labels, class_names, transform=transform, ids=ids)
 
 
 def _widen(a: Tensor) -> Tensor:

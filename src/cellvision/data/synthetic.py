@@ -1,22 +1,34 @@
 """Synthetic, procedurally drawn cell images for the five merged cell-cycle phases.
 
 These images are **synthetic**: they are not microscopy data and results on them say nothing
-about real cells. They exist so that examples, tests and benchmarks run in seconds without
-downloading the Jurkat release, on data with the same format (``uint8`` ``(N, C, H, W)``
-images, five classes, strong class imbalance).
+about real cells (the package ships real ones: :func:`~cellvision.data.load_jurkat_sample`).
+They exist so that examples, tests and benchmarks run in seconds, at any size and count, on
+data with the same format (``uint8`` ``(N, C, H, W)`` images, five classes, strong class
+imbalance).
 
-Each phase has its own chromatin shape, loosely following the textbook appearance:
+They imitate the **label-free** channels of imaging flow cytometry, modelled on the tiles of
+the Jurkat release (see ``docs/guide/figures/real_cells.png``):
 
-* Interphase: one large round or oval nucleus with smooth, diffuse texture and nucleoli.
-* Prophase: a nucleus of the same size with condensed, granular chromatin.
-* Metaphase: chromosomes aligned in one bar across the cell.
-* Anaphase: two parallel bands moving apart.
-* Telophase: two round daughter lobes in a pinched, dumbbell-shaped cell.
+* channel 0, **brightfield-like** (as Ch3): a grey background; the cell a little brighter than
+  the background, with a granular interior texture, a broad dark refractive rim at its outline
+  and a bright ring just inside the rim;
+* channel 1, **darkfield-like** (as Ch6): a dark background; the cell darker still, with sparse
+  bright scattering speckles inside and a slightly brighter rim;
+* channel 2 (optional), **DNA-stain-like** (as Ch4): the chromatin drawn as the labels were
+  defined. Like Ch4 it is the label source, so a model that sees it is not label-free.
 
-Position, rotation, size, aspect ratio, contrast, background level and gradient, edge
-blur and pixel noise are random per cell, so the class is a matter of shape and texture, not
-of the value of any fixed pixel: a small CNN learns it easily, a linear model on raw pixels
-does much worse.
+The phases differ in size, shape and texture, loosely following the real cells:
+
+* Interphase: the smallest, round cells (radius 22-30% of the image), strongly granular.
+* Prophase: larger round cells (28-34%), smoother texture, fewer speckles.
+* Metaphase: large, slightly oval cells (29-35%) with a faint band across the middle (the
+  aligned chromosomes seen through the cell) and more speckles.
+* Anaphase: elongated cells with a waist (aspect ratio 1.25-1.45), speckles towards the poles.
+* Telophase: two small daughter cells touching (a dumbbell), with a dark cleft between them.
+
+Position, rotation, size, aspect ratio, contrast, background level and gradient, edge blur and
+pixel noise are random per cell, and the class ranges overlap, so no fixed pixel gives the
+class away: a small CNN learns it, a linear model on raw pixels does much worse.
 """
 
 from __future__ import annotations
@@ -41,7 +53,6 @@ DEFAULT_SYNTHETIC_COUNTS: Mapping[str, int] = types.MappingProxyType(
 )
 
 _CHUNK = 256
-_N_GRANULES = 14
 
 
 def _u(shape: tuple[int, ...], low: float, high: float, g: torch.Generator) -> Tensor:
@@ -64,101 +75,116 @@ def _col(t: Tensor) -> Tensor:
     return t.view(-1, 1, 1)
 
 
+def _chromatin(phase: int, u: Tensor, v: Tensor, soft: Tensor, g: torch.Generator) -> Tensor:
+    """DNA-stain-like chromatin in cell-local coordinates (the optional third channel)."""
+    b = u.shape[0]
+    texture = _smooth_field(b, u.shape[-1], 9, g)
+    if phase in (0, 1):  # nucleus, smooth (interphase) or condensed and granular (prophase)
+        rn = _col(_u((b,), 0.55, 0.7, g))
+        nucleus = _soft(rn - torch.sqrt(u**2 + v**2), soft)
+        grain = 0.2 if phase == 0 else 0.6
+        return nucleus * (0.6 + grain * (texture - 0.5))
+    if phase == 2:  # metaphase plate: one bar
+        half_w = _col(_u((b,), 0.1, 0.17, g))
+        return _soft(half_w - v.abs(), soft) * _soft(0.6 - u.abs(), soft) * (0.8 + 0.3 * texture)
+    if phase == 3:  # anaphase: two bands moving apart along the long axis
+        gap = _col(_u((b,), 0.3, 0.5, g))
+        bands = _soft(0.1 - (u.abs() - gap).abs(), soft) * _soft(0.5 - v.abs(), soft)
+        return bands * (0.8 + 0.3 * texture)
+    lobes = torch.maximum(  # telophase: one round nucleus per daughter cell
+        _soft(0.3 - torch.sqrt((u - 0.62) ** 2 + v**2), soft),
+        _soft(0.3 - torch.sqrt((u + 0.62) ** 2 + v**2), soft),
+    )
+    return lobes * (0.7 + 0.3 * texture)
+
+
+# Per phase: cell radius range (fraction of the image size), aspect-ratio range, texture
+# contrast (brightfield) and speckle amount (darkfield). Ranges overlap on purpose.
+_RADIUS = ((0.22, 0.30), (0.28, 0.34), (0.29, 0.35), (0.26, 0.31), (0.26, 0.31))
+_ASPECT = ((0.9, 1.1), (0.92, 1.08), (1.0, 1.15), (1.25, 1.45), (1.0, 1.0))
+_TEXTURE = ((0.07, 0.11), (0.03, 0.06), (0.05, 0.08), (0.05, 0.08), (0.06, 0.1))
+_SPECKLE = ((0.25, 0.45), (0.12, 0.25), (0.3, 0.5), (0.25, 0.4), (0.25, 0.45))
+
+
 def _render(phase: int, b: int, size: int, channels: int, g: torch.Generator) -> Tensor:
     """Render ``b`` cells of one phase as float images in [0, 1], shape (b, channels, S, S)."""
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
 
-    radius = _u((b,), 0.24, 0.34, g) * size
-    shift = _u((b, 2), -0.09, 0.09, g) * size
+    radius = _u((b,), *_RADIUS[phase], g) * size
+    shift = _u((b, 2), -0.06, 0.06, g) * size
     theta = _u((b,), 0.0, 2 * math.pi, g)
     dx = xx - _col(shift[:, 0])
     dy = yy - _col(shift[:, 1])
     cos, sin = _col(torch.cos(theta)), _col(torch.sin(theta))
-    u = (cos * dx + sin * dy) / _col(radius)  # cell-local coordinates, cell radius = 1
+    u = (cos * dx + sin * dy) / _col(radius)  # cell-local coordinates, long axis along u
     v = (-sin * dx + cos * dy) / _col(radius)
-    soft = _col(_u((b,), 0.03, 0.09, g))  # edge blur
-    aspect = _col(_u((b,), 0.85, 1.15, g))
+    soft = _col(_u((b,), 0.03, 0.07, g))  # edge blur
+    aspect = _col(_u((b,), *_ASPECT[phase], g))
 
-    # Cell outline; telophase cells pinch into two touching circles.
-    if phase == 4:
-        sep = _col(_u((b,), 0.45, 0.6, g))
-        r_each = _col(_u((b,), 0.62, 0.72, g))
-        dist = torch.minimum(
-            torch.sqrt((u - sep) ** 2 + (v * aspect) ** 2),
-            torch.sqrt((u + sep) ** 2 + (v * aspect) ** 2),
+    # Outline as a distance that is 1 on the cell boundary.
+    if phase == 4:  # telophase: two touching daughter cells
+        sep = _col(_u((b,), 0.55, 0.7, g))
+        r_each = _col(_u((b,), 0.6, 0.72, g))
+        dist = (
+            torch.minimum(torch.sqrt((u - sep) ** 2 + v**2), torch.sqrt((u + sep) ** 2 + v**2))
+            / r_each
         )
-        edge = r_each
+    elif phase == 3:  # anaphase: elongated, with a waist
+        pinch = _col(_u((b,), 0.1, 0.25, g))
+        waist = 1 + pinch * torch.exp(-((u / (0.45 * aspect)) ** 2))
+        dist = torch.sqrt((u / aspect) ** 2 + (v * waist) ** 2)
     else:
         dist = torch.sqrt((u / aspect) ** 2 + (v * aspect) ** 2)
-        edge = torch.ones_like(soft)
-    body = _soft(edge - dist, soft)
-    rim = torch.exp(-(((dist - edge) / (soft + 0.05)) ** 2))
-
-    texture = _smooth_field(b, size, 9, g)
-    if phase in (0, 1):  # nucleus, smooth (interphase) or granular (prophase)
-        rn = _col(_u((b,), 0.48, 0.66, g))
-        n_aspect = _col(_u((b,), 0.8, 1.2, g))
-        nucleus = _soft(rn - torch.sqrt((u / n_aspect) ** 2 + (v * n_aspect) ** 2), soft)
-        if phase == 0:
-            nucleoli = torch.zeros_like(u)
-            for _ in range(2):
-                c = _u((b, 2), -0.3, 0.3, g)
-                nucleoli = nucleoli + torch.exp(
-                    -((u - _col(c[:, 0])) ** 2 + (v - _col(c[:, 1])) ** 2) / (2 * 0.1**2)
-                )
-            dna = nucleus * (0.55 + 0.3 * texture - 0.35 * nucleoli.clamp(max=1.0))
-        else:
-            ang = _u((b, _N_GRANULES), 0.0, 2 * math.pi, g)
-            rad = torch.sqrt(torch.rand((b, _N_GRANULES), generator=g)) * 0.85
-            gu = (rad * torch.cos(ang)).view(b, _N_GRANULES, 1, 1) * rn.unsqueeze(1)
-            gv = (rad * torch.sin(ang)).view(b, _N_GRANULES, 1, 1) * rn.unsqueeze(1)
-            sigma = _u((b, 1, 1, 1), 0.06, 0.09, g)
-            granules = torch.exp(
-                -((u.unsqueeze(1) - gu) ** 2 + (v.unsqueeze(1) - gv) ** 2) / (2 * sigma**2)
-            ).sum(1)
-            dna = nucleus * (0.3 + 0.2 * texture + 0.55 * granules.clamp(max=1.4))
-    elif phase == 2:  # metaphase plate: one bar
-        half_w = _col(_u((b,), 0.1, 0.17, g))
-        half_l = _col(_u((b,), 0.5, 0.72, g))
-        bar = _soft(half_w - v.abs(), soft) * _soft(half_l - u.abs(), soft)
-        dna = bar * (0.75 + 0.35 * texture)
-    elif phase == 3:  # anaphase: two parallel bands
-        gap = _col(_u((b,), 0.24, 0.42, g))
-        half_w = _col(_u((b,), 0.07, 0.12, g))
-        half_l = _col(_u((b,), 0.4, 0.62, g))
-        bands = _soft(half_w - (v.abs() - gap).abs(), soft) * _soft(half_l - u.abs(), soft)
-        dna = bands * (0.75 + 0.35 * texture)
-    else:  # telophase: two round daughter nuclei in the two halves
-        sep = sep * _col(_u((b,), 0.95, 1.15, g))
-        rl = _col(_u((b,), 0.26, 0.36, g))
-        lobes = torch.maximum(
-            _soft(rl - torch.sqrt((u - sep) ** 2 + v**2), soft),
-            _soft(rl - torch.sqrt((u + sep) ** 2 + v**2), soft),
-        )
-        dna = lobes * (0.65 + 0.35 * texture)
+    inside = _soft(1.0 - dist, soft)
+    rim_width = _col(_u((b,), 0.1, 0.16, g))
+    rim = torch.exp(-(((dist - 1.0) / rim_width) ** 2))
+    # Real brightfield cells are brightest just inside the dark rim.
+    halo = torch.exp(-(((dist - 1.0 + 1.8 * rim_width) / rim_width) ** 2)) * inside
+    granules = _smooth_field(b, size, max(5, size // 3), g)  # grains of about 3 pixels
+    if phase == 2:  # metaphase: a faint band across the middle
+        feature = torch.exp(-((v / 0.18) ** 2)) * _soft(0.75 - u.abs(), soft)
+    elif phase == 3:  # anaphase: matter gathered at the two poles
+        feature = torch.exp(-(((u.abs() / aspect - 0.55) / 0.25) ** 2))
+    elif phase == 4:  # telophase: the cleft between the daughters
+        feature = torch.exp(-((u / 0.14) ** 2))
+    else:
+        feature = torch.zeros_like(u)
 
     out = []
-    grad = _u((b, 2), -0.15, 0.15, g) / size  # illumination gradient per pixel
+    grad = _u((b, 2), -0.04, 0.04, g) / size  # illumination gradient per pixel
     illumination = _col(grad[:, 0]) * xx + _col(grad[:, 1]) * yy
     for ch in range(channels):
-        gain = _col(_u((b,), 0.7, 1.3, g))
-        if ch == 0:  # brightfield: grey background, darker cell, bright halo, dark chromatin
-            bg = _col(_u((b,), 0.5, 0.72, g))
+        gain = _col(_u((b,), 0.75, 1.25, g))
+        if ch == 0:  # brightfield: grey background, brighter textured cell, dark rim, halo
+            bg = _col(_u((b,), 0.48, 0.58, g))
+            tex = _col(_u((b,), *_TEXTURE[phase], g))
             img = (
                 bg
                 + illumination
-                - gain
-                * (_col(_u((b,), 0.06, 0.16, g)) * body - _col(_u((b,), 0.04, 0.12, g)) * rim)
-                - gain * _col(_u((b,), 0.16, 0.3, g)) * dna * body
+                + gain
+                * (
+                    _col(_u((b,), 0.03, 0.07, g)) * inside
+                    + tex * inside * (granules - 0.5) * 2
+                    - _col(_u((b,), 0.12, 0.2, g)) * rim
+                    + _col(_u((b,), 0.04, 0.08, g)) * halo
+                    - _col(_u((b,), 0.03, 0.06, g)) * feature * inside
+                )
             )
-        elif ch == 1:  # darkfield / side scatter: dark background, bright edges and chromatin
-            bg = _col(_u((b,), 0.03, 0.1, g))
-            img = bg + 0.5 * illumination + gain * (0.25 * rim * body + 0.35 * dna * texture)
-        else:  # nuclear-stain-like fluorescence: dark background, bright chromatin
+        elif ch == 1:  # darkfield: dark background, darker cell, bright speckles, faint rim
+            bg = _col(_u((b,), 0.08, 0.14, g))
+            amount = _col(_u((b,), *_SPECKLE[phase], g))
+            fine = _smooth_field(b, size, max(6, (2 * size) // 5), g)
+            speckles = torch.relu(fine - 0.58) * 3.0 * (1 + feature)
+            img = (
+                bg
+                + 0.3 * illumination
+                + gain * (-0.06 * inside + amount * speckles * inside + 0.03 * rim)
+            )
+        else:  # DNA-stain-like fluorescence: dark background, bright chromatin
             bg = _col(_u((b,), 0.02, 0.08, g))
-            img = bg + gain * 0.7 * dna
-        noise_std = _col(_u((b,), 0.01, 0.05, g))
+            img = bg + gain * 0.7 * _chromatin(phase, u, v, soft, g)
+        noise_std = _col(_u((b,), 0.01, 0.03, g))
         img = img + noise_std * torch.randn((b, size, size), generator=g)
         out.append(img)
     return torch.stack(out, dim=1).clamp(0.0, 1.0)
@@ -187,8 +213,8 @@ def make_synthetic_cells(
     size : int, default 66
         Image height and width in pixels (at least 16).
     channels : int, default 1
-        1 to 3 channels: brightfield-like (as Ch3), darkfield-like (as Ch6) and a nuclear-stain-
-        like channel.
+        1 to 3 channels: brightfield-like (as Ch3), darkfield-like (as Ch6) and a
+        DNA-stain-like channel (as Ch4, the label source: not label-free).
     seed : int, default 0
         Random seed.
 
