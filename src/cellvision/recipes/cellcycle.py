@@ -701,6 +701,14 @@ class TrainedClassifier:
         """The input normalisation (fitted on the training cells)."""
         return Normalize(self.mean.float(), self.std.float().clamp(min=1e-6))
 
+    @property
+    def image_size(self) -> int:
+        """Side of the square images the model expects (its config's ``img_size``)."""
+        size = getattr(getattr(self.model, "config", None), "img_size", None)
+        if not isinstance(size, int):
+            raise ValueError(f"model must have a config with an int img_size, got {size!r}")
+        return size
+
     def _images(self, images: Tensor | np.ndarray[Any, Any] | CellImageDataset) -> Tensor:
         if isinstance(images, CellImageDataset):
             return images.images
