@@ -51,7 +51,11 @@ def _add_data_options(parser: argparse.ArgumentParser, *, folder_help: str) -> A
     group = parser.add_argument_group("data")
     group.add_argument("--data-dir", type=Path, metavar="DIR", help=folder_help)
     group.add_argument(
-        "--channels", nargs="+", default=None, metavar="CH", help="image channels to stack (default: Ch3)"
+        "--channels",
+        nargs="+",
+        default=None,
+        metavar="CH",
+        help="image channels to stack (default: Ch3)",
     )
     return group
 

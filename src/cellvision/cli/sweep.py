@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +131,19 @@ def _storage(optuna: Any, url: str) -> Any:
     return url
 
 
+def _create_study(optuna: Any, url: str, **kwargs: Any) -> Any:
+    # Workers starting together on a fresh database race to create its schema; the loser
+    # gets an SQLAlchemy integrity/operational error and simply retries (then joins).
+    for attempt in range(6):
+        try:
+            return optuna.create_study(storage=_storage(optuna, url), load_if_exists=True, **kwargs)
+        except Exception as exc:
+            if attempt == 5 or not type(exc).__module__.startswith("sqlalchemy"):
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def run(args: argparse.Namespace) -> int:
     """Run this process's share of the sweep; returns the exit status."""
     from cellvision.config import check_positive_int
@@ -140,16 +155,21 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     url = args.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     direction, meaning = _TARGETS[args.target]
-    study = optuna.create_study(
+    study = _create_study(
+        optuna,
+        url,
         study_name=args.study_name or args.target,
-        storage=_storage(optuna, url),
-        load_if_exists=True,
         direction=direction,
         sampler=optuna.samplers.TPESampler(seed=args.sampler_seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
     )
-    objective = _objective(args.target, args.quick, args.seed)
-    worker = os.getpid()
+    target_objective = _objective(args.target, args.quick, args.seed)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def objective(trial: Any) -> float:
+        # Which process ran the trial: several workers share one study.
+        trial.set_user_attr("worker", worker)
+        return target_objective(trial)
 
     def report(study: Any, trial: Any) -> None:
         params = " ".join(
@@ -190,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
                 "state": t.state.name,
                 "value": t.value,
                 "params": t.params,
-                "worker_attrs": t.user_attrs,
+                "user_attrs": t.user_attrs,
             }
             for t in study.trials
         ],
