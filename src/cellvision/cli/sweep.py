@@ -218,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
     (out / "best.json").write_text(json.dumps(summary["best"], indent=2))
     (out / "trials.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
     if "recipe" in best.user_attrs:
-        print("best recipe (JSON):")
+        # Ready for `cellvision cellcycle train --recipe OUT/best_recipe.json`.
+        (out / "best_recipe.json").write_text(best.user_attrs["recipe"])
+        print(f"best recipe (JSON, also in {out / 'best_recipe.json'}):")
         print(best.user_attrs["recipe"])
     return 0
