@@ -15,6 +15,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     A default is appended as ``(default: X)`` unless the help text already mentions a
     default, the default is ``None``/``False`` (flags and "not given" options) or suppressed.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(prog="demo", formatter_class=HelpFormatter)
+    >>> _ = p.add_argument("--epochs", type=int, default=3, help="training epochs")
+    >>> _ = p.add_argument("--data-dir", help="folder (default: synthetic cells)")
+    >>> text = p.format_help()
+    >>> "training epochs (default: 3)" in text, "(default: None)" in text
+    (True, False)
     """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:

@@ -415,6 +415,17 @@ def load_unlabelled(
         If no cell is found, a cell lacks a channel or the image sizes differ.
     ImportError
         If Pillow is not installed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for cell in ("7", "12"):
+    ...     Image.new("L", (8, 8), color=30).save(folder / f"{cell}_Ch3.png")
+    >>> images, ids = load_unlabelled(folder)
+    >>> images.shape, ids
+    (torch.Size([2, 1, 8, 8]), ['7', '12'])
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -1015,6 +1026,17 @@ def train(
         If the data are not :class:`~cellvision.data.CellImageDataset` objects.
     ValueError
         If ``device`` is invalid.
+
+    Examples
+    --------
+    >>> data = make_synthetic_cells([30, 10, 6, 6, 6], size=24, seed=0)
+    >>> train_idx, val_idx = stratified_split(data.targets, 0.25, seed=0)
+    >>> seen = []
+    >>> trained = train(CellCycleRecipe(epochs=2, width=8, depth=2), subset(data, train_idx),
+    ...                 subset(data, val_idx), device="cpu", progress=False,
+    ...                 on_epoch=lambda history: seen.append(history[-1]["epoch"]))
+    >>> seen, trained.epoch, "val_balanced_accuracy" in trained.history[-1]
+    ([1, 2], 2, True)
     """
     in_channels, img_size = int(train_data.images.shape[1]), int(train_data.images.shape[-1])
 
@@ -1065,6 +1087,14 @@ def train_pixel_baseline(
     ------
     ValueError
         If ``recipe.baseline_epochs`` is 0.
+
+    Examples
+    --------
+    >>> data = make_synthetic_cells([20, 6, 4, 4, 4], size=16, seed=0)
+    >>> baseline = train_pixel_baseline(CellCycleRecipe(baseline_epochs=1), data, device="cpu",
+    ...                                 progress=False)
+    >>> type(baseline.model).__name__, baseline.epoch
+    ('RawPixelLinear', 1)
     """
     if recipe.baseline_epochs == 0:
         raise ValueError("recipe.baseline_epochs must be positive to train the baseline, got 0")
@@ -1111,6 +1141,15 @@ def evaluate(
         If ``data`` is not a :class:`~cellvision.data.CellImageDataset`.
     ValueError
         If the class names differ from the classifier's.
+
+    Examples
+    --------
+    >>> data = make_synthetic_cells([20, 6, 4, 4, 4], size=16, seed=0)
+    >>> trained = train(CellCycleRecipe(epochs=1, width=8, depth=2), data, device="cpu",
+    ...                 progress=False)
+    >>> report = evaluate(trained, data)
+    >>> int(report.confusion_matrix.sum()), 0.0 <= report.balanced_accuracy <= 1.0
+    (38, True)
     """
     if not isinstance(data, CellImageDataset):
         raise TypeError(f"data must be a CellImageDataset, got {type(data).__name__}")
@@ -1140,7 +1179,7 @@ def _report_from_logits(
 # --------------------------------------------------------------------------- cross-validation
 @dataclasses.dataclass
 class CrossValidationResult:
-    """What :func:`cross_validate` returns.
+    """What :func:`cross_validate` returns (see its example).
 
     Attributes
     ----------
@@ -1302,7 +1341,7 @@ def _json(value: float) -> float | None:
 
 @dataclasses.dataclass
 class StudyResult:
-    """The outcome of :func:`run_study`: models, test reports and a JSON summary.
+    """The outcome of :func:`run_study` (see its example): models, test reports, JSON summary.
 
     Attributes
     ----------
@@ -1461,6 +1500,16 @@ def run_study(
     -------
     StudyResult
         Trained models, test reports and the JSON summary.
+
+    Examples
+    --------
+    >>> data = make_synthetic_cells([40, 12, 8, 8, 8], size=24, seed=0)
+    >>> recipe = CellCycleRecipe(epochs=1, width=8, depth=2, baseline_epochs=1)
+    >>> result = run_study(recipe, data, device="cpu", progress=False, log=None)
+    >>> list(result.summary["models"]), result.summary["split_counts"]["test"]
+    (['cellcycle_convnet', 'linear (raw pixels)'], [6, 2, 1, 1, 1])
+    >>> print(result.format_table().splitlines()[1])
+    model                  epoch  bal_acc macro_f1    kappa    auroc
     """
 
     def say(text: str) -> None:
@@ -1589,6 +1638,16 @@ def sweep_objective(
     ------
     optuna.TrialPruned
         When the trial's pruner stops it.
+
+    Examples
+    --------
+    >>> import optuna  # the ``tune`` extra
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> data = make_synthetic_cells([40, 12, 8, 8, 8], size=24, seed=0)
+    >>> study = optuna.create_study(direction="maximize")
+    >>> study.optimize(lambda trial: sweep_objective(trial, data=data, epochs=1), n_trials=1)
+    >>> len(study.trials), sorted(study.best_params) == sorted(SWEEP_SPACE)
+    (1, True)
     """
     if data is None:
         data, _ = load_data(quick=quick, seed=seed)
