@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cellvision.cli import main
@@ -181,3 +183,53 @@ def test_two_sweep_workers_share_one_sqlite_study(tmp_path: Path) -> None:
     by_worker = {t.user_attrs["worker"] for t in study.trials}
     assert len(by_worker) == 2  # both processes contributed trials
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
+
+
+def jurkat_like_folder(root: Path, per_phase: int, seed: int) -> Path:
+    """A tiny labelled folder in the Jurkat layout, <phase>/<id>_Ch3.png, noise images."""
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(seed)
+    for phase in ("G1", "Prophase", "Metaphase", "Anaphase", "Telophase"):
+        (root / phase).mkdir(parents=True)
+        for cell in range(per_phase):
+            pixels = rng.integers(0, 255, size=(32, 32), dtype=np.uint8)
+            image.fromarray(pixels).save(root / phase / f"{cell}_Ch3.png")
+    return root
+
+
+def test_train_with_a_separate_test_folder_reports_on_that_folder(tmp_path: Path) -> None:
+    data = jurkat_like_folder(tmp_path / "train", 8, seed=0)
+    test = jurkat_like_folder(tmp_path / "test", 3, seed=1)
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        "cellcycle",
+        "train",
+        "--data-dir",
+        str(data),
+        "--test-dir",
+        str(test),
+        "--epochs",
+        "1",
+        "--baseline-epochs",
+        "0",
+        "--no-figures",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    assert "Test split (15 cells)" in stdout  # the 15 cells of the test folder
+    results = json.loads((out / "results.json").read_text())
+    assert results["split_counts"]["test"] == [3, 3, 3, 3, 3]
+    assert sum(results["split_counts"]["train"]) + sum(results["split_counts"]["val"]) == 40
+
+
+def test_cv_writes_fold_and_pooled_reports(tmp_path: Path) -> None:
+    code, stdout, err = run(
+        "cellcycle", "cv", "--quick", "--folds", "2", "--epochs", "1", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    assert "pooled" in stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["folds"]) == 2
+    assert len(results["fold_of"]) == sum(QUICK_COUNTS)
+    assert sorted(set(results["fold_of"])) == [0, 1]
