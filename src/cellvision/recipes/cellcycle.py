@@ -1651,11 +1651,14 @@ def sweep_objective(
     """
     if data is None:
         data, _ = load_data(quick=quick, seed=seed)
-    train_idx, val_idx, _ = train_val_test_split(data.targets, 0.15, 0.15, seed)
     base = CellCycleRecipe(
         epochs=epochs if epochs is not None else (2 if quick else 8), baseline_epochs=0, seed=seed
     )
     recipe = CellCycleRecipe.from_flat_dict(base.to_flat_dict() | _suggest(trial))
+    # The test cells of the split are set aside and never looked at while searching.
+    train_idx, val_idx, _ = train_val_test_split(
+        data.targets, recipe.val_fraction, recipe.test_fraction, seed
+    )
     set_user_attr = getattr(trial, "set_user_attr", None)
     if callable(set_user_attr):
         set_user_attr("recipe", recipe.to_json(indent=None))
