@@ -1,6 +1,6 @@
 # One entry point for the two README commands.
 #   make demo : create .venv, install torch (CPU) and the project with its example extras,
-#               run the main example on its embedded defaults.
+#               run `cellvision cellcycle train --quick` on the embedded default cells.
 #   make test : create .venv, install torch (CPU) and the project with its dev extras,
 #               run everything CI runs (lint, format, types, tests + doctests, docs, wheel).
 PYTHON ?= python3
@@ -13,7 +13,7 @@ WHEEL_VENV ?= build/wheel-venv
 .PHONY: demo test lint typecheck unit docs wheel clean
 
 demo: $(VENV)/.installed-examples
-	$(BIN)/python examples/airquality_recurrent.py --quick
+	$(BIN)/cellvision cellcycle train --quick --out runs/demo
 
 test: $(VENV)/.installed-dev lint typecheck unit docs wheel
 
@@ -31,7 +31,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src examples benchmarks
 
 unit: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
@@ -50,6 +50,11 @@ wheel: $(VENV)/.installed-dev
 	$(BIN)/python -m zipfile -l dist/*.whl
 	$(BIN)/python .ci/check_wheel.py dist/*.whl
 	cd $(WHEEL_VENV) && bin/python $(CURDIR)/.ci/run_readme_example.py $(CURDIR)/README.md
+	# The installed command, from outside the source tree: train, then predict with its checkpoint.
+	cd $(WHEEL_VENV) && bin/cellvision cellcycle train --quick --no-figures --out run-cellcycle
+	cd $(WHEEL_VENV) && bin/cellvision cellcycle predict --checkpoint run-cellcycle/checkpoint.pt \
+		--out run-cellcycle/predictions.csv
+	# (lead, after merging the forecasting branch) cd $(WHEEL_VENV) && bin/cellvision benzene --quick
 
 clean:
 	rm -rf $(VENV) build dist docs/_build .mypy_cache .ruff_cache .pytest_cache

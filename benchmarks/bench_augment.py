@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -113,15 +114,21 @@ def main() -> None:
     )
     for name, (aug, plain) in pipelines.items():
         g = torch.Generator().manual_seed(1)
-        batched = timed(lambda aug=aug, g=g: aug(x, generator=g), args.repeats, clock)
+        batched = timed(functools.partial(aug, x, generator=g), args.repeats, clock)
 
         def loop(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
             out = torch.empty_like(x)
             for i in range(x.shape[0]):
                 out[i] = fn(x[i])
 
-        same = timed(lambda aug=aug, g=g: loop(lambda im: aug(im, generator=g)), 1, clock)
-        hand = timed(lambda plain=plain, g=g: loop(lambda im: plain(im, g)), 1, clock)
+        same = timed(functools.partial(loop, functools.partial(aug, generator=g)), 1, clock)
+
+        def by_hand(
+            im: torch.Tensor, p: Callable[..., torch.Tensor] = plain, gen: torch.Generator = g
+        ) -> torch.Tensor:
+            return p(im, gen)
+
+        hand = timed(functools.partial(loop, by_hand), 1, clock)
         for method, seconds in (
             ("batched (one call)", batched),
             ("loop (same transform)", same),

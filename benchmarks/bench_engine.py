@@ -15,6 +15,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -25,20 +26,22 @@ from torcheval.metrics import MulticlassAccuracy
 from cellvision.engine import evaluate, train_one_epoch
 
 
-def baseline_train(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer) -> float:
+def baseline_train(
+    model: nn.Module, loader: DataLoader[Any], optimizer: torch.optim.Optimizer
+) -> float:
     model.train()
     total, count = 0.0, 0
     for x, y in loader:
         optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
         total += loss.item() * len(y)
         count += len(y)
     return total / count
 
 
-def baseline_evaluate(model: nn.Module, loader: DataLoader) -> float:
+def baseline_evaluate(model: nn.Module, loader: DataLoader[Any]) -> float:
     model.eval()
     metric = MulticlassAccuracy()
     total, count = 0.0, 0

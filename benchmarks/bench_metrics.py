@@ -124,7 +124,7 @@ def check_agreement(ours: Any, te: dict[str, Any], sk: dict[str, Any]) -> float:
     ]
     if "roc_auc" in te:
         diffs += [abs(ours.roc_auc - float(te["roc_auc"])), abs(ours.roc_auc - sk["roc_auc"])]
-    return max(diffs)
+    return float(max(diffs))
 
 
 def proc_status_kib(key: str) -> int:
@@ -149,7 +149,7 @@ def memory_child(mode: str, n: int, batch: int) -> None:
     g = torch.Generator().manual_seed(0)
     # Warm-up on two full batches: lazy allocator and kernel set-up is not the metric's memory.
     for warm_mode in ("exact", "binned"):
-        warm = BalancedClassificationMetrics(NUM_CLASSES, auroc=warm_mode)  # type: ignore[arg-type]
+        warm = BalancedClassificationMetrics(NUM_CLASSES, auroc=warm_mode)
         for _ in range(2):
             warm.update(
                 torch.randn(batch, NUM_CLASSES, generator=g),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -60,10 +61,10 @@ def logistic_regression(
         opt.zero_grad()
         loss = functional.cross_entropy(xt @ weight + bias, y_train, weight=class_weight)
         loss = loss + l2 * weight.pow(2).sum()
-        loss.backward()
+        torch.autograd.backward(loss)
         return loss
 
-    opt.step(closure)
+    cast(Any, opt).step(closure)  # LBFGS.step is untyped in torch's stubs
     with torch.no_grad():
         return (xv @ weight + bias).argmax(1)
 
@@ -122,7 +123,7 @@ def main() -> None:
             x, y = data.get_batch(train[picks[b * 64 : (b + 1) * 64].numpy()])
             loss = functional.cross_entropy(net(augment(x, generator=g)), y)
             opt.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)
             opt.step()
             sched.step()
         net.eval()

@@ -1,67 +1,31 @@
-"""Bayesian (TPE) hyper-parameter search for the cell-cycle recipe with Optuna.
+"""Bayesian (TPE) hyper-parameter search of the cell-cycle recipe with Optuna, in one process.
 
-Searches the learning rate, batch size, dropout, sampler alpha and model width of the shared
-cell-cycle recipe (``cellcycle_recipe.py``; ConvNet by default, ``--model cellcycle_vit`` for
-the ViT). Every trial's settings are a flat dictionary turned into a validated
-``CellCycleRecipe`` with ``Config.from_flat_dict``, exactly as a wandb sweep agent's
-parameters would be (``sweep_wandb.yaml`` defines the same search space for wandb).
+Every trial is :func:`cellvision.recipes.cellcycle.sweep_objective`: it draws the learning rate,
+batch size, dropout, sampler alpha and model width (``SWEEP_SPACE``; ``sweep_wandb.yaml`` is
+the same space for wandb), trains on the training split, reports the validation balanced
+accuracy every epoch (unpromising trials are pruned by the median rule) and returns the last
+one. The test split is never looked at. At the end the best trial's recipe is printed as JSON
+(ready for ``CellCycleRecipe.from_json`` or ``cellvision cellcycle train --recipe``).
 
-The objective is the validation balanced accuracy of the last epoch; the test split is never
-looked at while searching. At the end the best trial, its configuration as JSON (ready for
-``CellCycleRecipe.from_json``) and its test-split numbers are printed, and written with every
-trial to ``--out``.
-
-Needs the ``tune`` extra: ``pip install "cellvision[tune]"``.
+``cellvision sweep cellcycle`` runs the same search with a shared study storage, so several
+processes or machines can work on it; this script shows the library calls. Needs the ``tune``
+extra: ``pip install "cellvision[tune]"``.
 
 Examples::
 
-    PYTHONPATH=src python examples/sweep_optuna.py --quick --n-trials 4
-    PYTHONPATH=src python examples/sweep_optuna.py --n-trials 30 --epochs 8 --out runs/sweep
+    python examples/sweep_optuna.py --quick --n-trials 4
+    python examples/sweep_optuna.py --n-trials 30 --epochs 8 --out runs/sweep-optuna
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cellcycle_recipe import QUICK_COUNTS, TABLE_METRICS, CellCycleRecipe, load_cells, run_study
-
-#: The search space: (kind, arguments). wandb's twin is ``sweep_wandb.yaml``.
-SEARCH_SPACE: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "lr": ("log_float", (3e-4, 1e-2)),
-    "batch_size": ("categorical", (32, 64, 128)),
-    "dropout": ("float", (0.0, 0.3)),
-    "alpha": ("float", (0.5, 1.0)),
-    "width": ("categorical", (16, 24, 32, 48)),
-}
-
-
-def _require_optuna() -> Any:
-    try:
-        import optuna
-    except ImportError as exc:
-        raise ImportError(
-            'sweep_optuna.py needs Optuna; install it with: pip install "cellvision[tune]"'
-        ) from exc
-    return optuna
-
-
-def suggest(trial: Any) -> dict[str, Any]:
-    """Draw one flat parameter dictionary from :data:`SEARCH_SPACE`."""
-    params: dict[str, Any] = {}
-    for name, (kind, spec) in SEARCH_SPACE.items():
-        if kind == "log_float":
-            params[name] = trial.suggest_float(name, *spec, log=True)
-        elif kind == "float":
-            params[name] = trial.suggest_float(name, *spec)
-        else:
-            params[name] = trial.suggest_categorical(name, list(spec))
-    return params
+from cellvision.recipes.cellcycle import CellCycleRecipe, load_data, sweep_objective
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -69,71 +33,68 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="cellcycle_convnet",
-                        choices=("cellcycle_convnet", "cellcycle_vit"))  # fmt: skip
-    parser.add_argument("--n-trials", type=int, default=20, help="number of trials")
-    parser.add_argument("--epochs", type=int, default=8, help="epochs per trial")
-    parser.add_argument("--data-dir", default=None, help="Jurkat CellCycle folder")
-    parser.add_argument("--counts", type=int, nargs=5, default=None, metavar="N",
-                        help="synthetic cells per class")  # fmt: skip
-    parser.add_argument("--size", type=int, default=None, help="synthetic image side")
+    parser.add_argument("--n-trials", type=int, default=20, help="number of trials (default 20)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 8, --quick 2)")
+    parser.add_argument("--counts", type=int, nargs=5, metavar="N", help="synthetic cells/class")
+    parser.add_argument("--size", type=int, help="synthetic image side")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, split and TPE")
-    parser.add_argument("--quick", action="store_true", help="tiny data, 2 epochs per trial")
-    parser.add_argument("--out", type=Path, default=Path("runs") / "sweep", help="output folder")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--quick", action="store_true", help="small data, 2 epochs per trial")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/sweep-optuna"),
+        help="output folder (default runs/sweep-optuna)",
+    )
     args = parser.parse_args(argv)
-    optuna = _require_optuna()
+    try:
+        import optuna
+    except ImportError:
+        parser.error('this example needs Optuna: pip install "cellvision[tune]"')
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    epochs = 2 if args.quick and args.epochs == parser.get_default("epochs") else args.epochs
-    counts = args.counts if args.counts is not None else (QUICK_COUNTS if args.quick else None)
-    size = args.size if args.size is not None else (48 if args.quick else 66)
-    data, description = load_cells(args.data_dir, counts=counts, size=size, seed=args.seed)
-    base = CellCycleRecipe(model=args.model, epochs=epochs, baseline_epochs=0, seed=args.seed)
-    print(f"data: {description}; {args.n_trials} TPE trials of {epochs} epochs ({args.model})")
-
-    trials: list[dict[str, Any]] = []
+    data, description = load_data(
+        quick=args.quick, counts=args.counts, size=args.size, seed=args.seed
+    )
+    print(f"data: {description}; {args.n_trials} TPE trials")
 
     def objective(trial: Any) -> float:
-        flat = base.to_flat_dict() | suggest(trial)
-        recipe = CellCycleRecipe.from_flat_dict(flat)
-        start = time.perf_counter()
-        summary = run_study(
-            recipe, data, data_description=description, progress=False, verbose=False
+        return sweep_objective(
+            trial, quick=args.quick, seed=args.seed, data=data, epochs=args.epochs
         )
-        entry = summary["models"][recipe.model]
-        val = entry["history"]["records"][-1]["val_balanced_accuracy"]
-        trials.append({"number": trial.number, "params": trial.params, "val_balanced_accuracy":
-                       val, "test": entry["test"], "recipe": recipe.to_dict()})  # fmt: skip
-        print(f"trial {trial.number:3d} " + " ".join(
-            f"{k}={_short(v)}" for k, v in trial.params.items()
-        ) + f"  val bal_acc {val:.3f}", flush=True)  # fmt: skip
-        print(f"  trial {trial.number} took {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        return float(val)
 
-    sampler = optuna.samplers.TPESampler(seed=args.seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=args.n_trials, show_progress_bar=not args.no_progress)
+    def show(study: Any, trial: Any) -> None:
+        params = " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items()
+        )
+        value = "pruned" if trial.value is None else f"val bal_acc {trial.value:.3f}"
+        print(f"trial {trial.number:3d} {params}  {value}", flush=True)
 
-    best = next(t for t in trials if t["number"] == study.best_trial.number)
-    best_recipe = CellCycleRecipe.from_dict(best["recipe"])
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=args.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
+    study.optimize(objective, n_trials=args.n_trials, callbacks=[show])
+
+    best = study.best_trial
+    recipe = CellCycleRecipe.from_json(best.user_attrs["recipe"])
     print()
-    print(f"best trial {best['number']}: validation balanced accuracy "
-          f"{best['val_balanced_accuracy']:.3f}")  # fmt: skip
-    print("its test split (never used by the search): " + "  ".join(
-        f"{short} {best['test'][key]:.3f}" for key, short in TABLE_METRICS
-        if best["test"][key] is not None
-    ))  # fmt: skip
+    print(f"best trial {best.number}: validation balanced accuracy {best.value:.3f}")
     print("best config (CellCycleRecipe JSON):")
-    print(best_recipe.to_json())
+    print(recipe.to_json())
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "params": t.params,
+            "val_balanced_accuracy": t.value,
+        }
+        for t in study.trials
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "best_config.json").write_text(best_recipe.to_json())
+    (args.out / "best_config.json").write_text(recipe.to_json())
     (args.out / "trials.json").write_text(json.dumps(trials, indent=2, allow_nan=True))
-    return best
-
-
-def _short(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    return {"number": best.number, "value": best.value, "recipe": recipe.to_dict()}
 
 
 if __name__ == "__main__":

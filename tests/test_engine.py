@@ -59,7 +59,7 @@ def test_two_epoch_fit_reduces_loss_and_records_history() -> None:
     history, _ = run_fit(seed=0)
     assert len(history) == 2
     assert history.keys() == ["epoch", "train_loss", "train_samples", "val_loss", "val_acc"]
-    assert [r["epoch"] for r in history] == [0, 1]
+    assert [r["epoch"] for r in history] == [1, 2]  # counted from 1
     assert history[1]["train_loss"] < history[0]["train_loss"]
     assert history[1]["val_loss"] < history[0]["val_loss"]
     assert all(r["train_samples"] == 96 for r in history)
@@ -92,7 +92,7 @@ def test_fit_without_validation_monitors_train_loss() -> None:
     history = fit(model, train, torch.optim.SGD(model.parameters(), lr=0.1), epochs=2)
     assert history.keys() == ["epoch", "train_loss", "train_samples"]
     assert history.monitor == "train_loss"
-    assert history.best_epoch() == 1
+    assert history.best_epoch() == 2
 
 
 class ScriptedMetric(Metric[Tensor]):
@@ -145,7 +145,7 @@ def test_early_stopping_after_patience_epochs_without_improvement() -> None:
     history, _, snapshots = fit_with_script([0.5, 0.3, 0.4, 0.45, 0.2, 0.1], patience=2)
     assert [r["val_scripted"] for r in history] == pytest.approx([0.5, 0.3, 0.4, 0.45])
     assert history.stopped_early
-    assert history.best_epoch() == 1
+    assert history.best_epoch() == 2
     assert len(snapshots) == 4  # the callback ran once per completed epoch
 
 
@@ -153,7 +153,7 @@ def test_undefined_monitor_values_never_count_as_improvements() -> None:
     history, _, _ = fit_with_script([0.5, math.nan, 0.4, 0.6], mode="max", patience=2)
     assert history.stopped_early
     assert len(history) == 3
-    assert history.best_epoch() == 0
+    assert history.best_epoch() == 1
 
 
 class NoneReport:
@@ -183,7 +183,7 @@ def test_none_from_a_report_is_treated_as_undefined() -> None:
         monitor="val_score",
     )
     assert history.values("val_score") == [None, 0.2, 0.1]
-    assert history.best_epoch() == 2
+    assert history.best_epoch() == 3
 
 
 def test_min_delta_requires_a_large_enough_improvement() -> None:
@@ -196,12 +196,12 @@ def test_restore_best_loads_the_best_epoch_weights() -> None:
     history, model, snapshots = fit_with_script(
         [0.1, 0.9, 0.8, 0.95], mode="max", restore_best=True
     )
-    assert history.best_epoch() == 3
+    assert history.best_epoch() == 4
     assert history.mode == "max"
     for key, value in model.state_dict().items():
         assert torch.equal(value, snapshots[3][key])
     history, model, snapshots = fit_with_script([0.5, 0.2, 0.3, 0.4], restore_best=True)
-    assert history.best_epoch() == 1
+    assert history.best_epoch() == 2
     for key, value in model.state_dict().items():
         assert torch.equal(value, snapshots[1][key])
         assert not torch.equal(value, snapshots[3][key])

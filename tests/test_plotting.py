@@ -50,14 +50,17 @@ def test_plot_history_draws_one_line_per_key_against_the_epoch() -> None:
     assert plt.get_fignums() == figures_before  # nothing registered with pyplot
     (ax,) = fig.axes
     lines = ax.get_lines()
-    assert [line.get_label() for line in lines] == ["train_loss", "val_loss"]
+    assert [line.get_label() for line in lines] == ["training loss", "validation loss"]
     np.testing.assert_allclose(lines[0].get_xdata(), [0, 1, 2])
     np.testing.assert_allclose(lines[0].get_ydata(), [1.2, 0.8, 0.5])
     np.testing.assert_allclose(lines[1].get_ydata(), [1.3, 1.0, 0.9])
     assert ax.get_xlabel() == "epoch"
-    assert ax.get_ylabel() == "value"
+    assert ax.get_ylabel() == "loss"
     assert ax.get_title() == "run 1"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train_loss", "val_loss"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "training loss",
+        "validation loss",
+    ]
 
 
 def test_plot_history_single_key_and_missing_values() -> None:
@@ -65,7 +68,7 @@ def test_plot_history_single_key_and_missing_values() -> None:
     del records[1]["val_acc"]
     fig = plot_history(records, "val_acc")
     (line,) = fig.axes[0].get_lines()
-    assert fig.axes[0].get_ylabel() == "val_acc"
+    assert fig.axes[0].get_ylabel() == "validation acc"
     np.testing.assert_allclose(line.get_ydata(), [0.4, np.nan, 0.7])
 
 
@@ -261,3 +264,17 @@ def test_missing_matplotlib_names_the_plot_extra_for_activation_maps(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r'pip install "cellvision\[plot\]"'):
         plot_activation_maps(np.zeros((1, 1, 2, 2)), np.zeros((1, 2, 2)))
+
+
+def test_history_labels_are_readable_and_y_label_names_the_shared_metric() -> None:
+    records = [
+        {"epoch": 1, "val_balanced_accuracy": 0.5, "val_cohen_kappa": 0.2},
+        {"epoch": 2, "val_balanced_accuracy": 0.7, "val_cohen_kappa": 0.4},
+    ]
+    ax = plot_history(records, ["val_balanced_accuracy", "val_cohen_kappa"]).axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["validation balanced accuracy", "validation Cohen's kappa"]
+    assert ax.get_ylabel() == "validation metric"
+    # Records without "epoch" are numbered from 1, like fit's records.
+    line = plot_history([{"loss": 1.0}, {"loss": 0.5}]).axes[0].get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), [1, 2])

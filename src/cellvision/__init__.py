@@ -5,7 +5,7 @@ Examples
 --------
 >>> import cellvision
 >>> cellvision.__version__
-'0.1.0'
+'0.2.0.dev0'
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from cellvision.metrics import BalancedClassificationMetrics
 from cellvision.models import create_model, list_models, register_model
 from cellvision.sampling import ClassBalancedSampler
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "BalancedClassificationMetrics",

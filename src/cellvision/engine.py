@@ -582,7 +582,8 @@ def _is_number(value: object) -> bool:
 class History:
     """Per-epoch records of a :func:`fit` run.
 
-    Each record is a JSON-ready dictionary with ``"epoch"`` (0-based), ``"train_loss"``,
+    Each record is a JSON-ready dictionary with ``"epoch"`` (counted from 1: the number of
+    epochs completed, as in logs, figures and checkpoints), ``"train_loss"``,
     ``"train_samples"`` and, with validation, ``"val_loss"`` and ``"val_<metric>"`` values.
     Timings are kept apart in :attr:`timings` (``train_seconds``,
     ``train_samples_per_second``, ``val_seconds``) so that two seeded runs have equal
@@ -951,8 +952,9 @@ def fit(
     Each epoch calls ``set_epoch(epoch)`` on the train loader's sampler when it has one (as
     :class:`~torch.utils.data.DistributedSampler` needs), then :func:`train_one_epoch`, then
     :func:`evaluate` on ``val_loader`` with ``loss_fn`` and ``metrics``. Its record holds
-    ``"epoch"``, ``"train_loss"``, ``"train_samples"`` and ``"val_"``-prefixed evaluation values
-    (``"val_loss"``, ``"val_<metric>"``); timings go to :attr:`History.timings`.
+    ``"epoch"`` (counted from 1), ``"train_loss"``, ``"train_samples"`` and ``"val_"``-prefixed
+    evaluation values (``"val_loss"``, ``"val_<metric>"``); timings go to
+    :attr:`History.timings`.
 
     Parameters
     ----------
@@ -1051,7 +1053,8 @@ def fit(
             progress=progress,
         )
         record: dict[str, Any] = {
-            "epoch": epoch,
+            # Epochs are counted from 1 in records, logs, figures and checkpoints.
+            "epoch": epoch + 1,
             "train_loss": stats.loss,
             "train_samples": stats.n_samples,
         }
@@ -1103,3 +1106,168 @@ def fit(
     if restore_best and best_state is not None:
         unwrap_model(model).load_state_dict(best_state)
     return history
+
+
+# --------------------------------------------------------------------------- prediction
+__all__ += ["predict", "predict_ensemble"]
+
+
+def _batch_inputs(batch: object) -> Tensor:
+    # A loader may yield bare input tensors or (inputs, targets, ...) tuples.
+    x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"loader must yield input tensors or (inputs, ...) tuples, got {type(x).__name__}"
+        )
+    return x
+
+
+def predict(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    device: torch.device | str | None = None,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    progress: ProgressArg = None,
+) -> Tensor:
+    """Run ``model`` over every batch of ``loader`` and return the concatenated outputs.
+
+    The model runs in eval mode without gradients (its previous mode is restored); outputs
+    are returned in float32 on the CPU in loader order, so for a classifier they are the
+    logits (apply :func:`torch.softmax` for probabilities). Targets, if the loader yields
+    them, are ignored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, already on ``device``.
+    loader : iterable
+        Yields input tensors or ``(inputs, targets)`` pairs.
+    device : torch.device or str, optional
+        Defaults to the device of the model's first parameter.
+    amp_dtype : torch.dtype, optional
+        Run the forward pass under :func:`torch.autocast` with this dtype (``torch.bfloat16``
+        on CPU or CUDA, ``torch.float16`` on CUDA).
+    channels_last : bool, default False
+        Convert 4-D input batches to :data:`torch.channels_last` memory format (faster
+        convolutions on GPUs and recent CPUs; the values are unchanged). The model's own
+        parameters are not converted: call ``model.to(memory_format=torch.channels_last)``
+        once for that.
+    progress : bool or callable, optional
+        As in :func:`train_one_epoch`.
+
+    Returns
+    -------
+    Tensor
+        ``(N, ...)`` float32 outputs on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If the loader is empty or ``amp_dtype`` is not supported on the device.
+    TypeError
+        If the loader yields something other than tensors.
+
+    Examples
+    --------
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> model = nn.Linear(3, 2)
+    >>> x = torch.randn(5, 3)
+    >>> logits = predict(model, DataLoader(TensorDataset(x), batch_size=2))
+    >>> logits.shape, torch.allclose(logits, model(x).detach())
+    (torch.Size([5, 2]), True)
+    """
+    dev = _resolve_device(model, device)
+    _check_amp_dtype(dev, amp_dtype)
+    non_blocking = dev.type == "cuda"
+    outputs: list[Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in _progress(loader, progress, "predict"):
+                x = _batch_inputs(batch).to(dev, non_blocking=non_blocking)
+                if channels_last and x.ndim == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with _autocast(dev, amp_dtype):
+                    out = model(x)
+                if out.is_floating_point():
+                    out = out.float()
+                outputs.append(out.detach().cpu())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        raise ValueError("loader must yield at least one batch, got an empty loader")
+    return torch.cat(outputs)
+
+
+def predict_ensemble(
+    models: Sequence[nn.Module],
+    loader: Iterable[Any],
+    *,
+    activation: Literal["softmax"] | None = None,
+    device: torch.device | str | None = None,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> Tensor:
+    """Average the predictions of several models over the same loader.
+
+    Each model's outputs come from :func:`predict`; with ``activation="softmax"`` they are
+    turned into class probabilities first (the usual ensemble of classifiers: mean
+    probability), without it the raw outputs are averaged (regressors).
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        At least one model; all must give outputs of the same shape.
+    loader : iterable
+        Yields input tensors or ``(inputs, targets)`` pairs; iterated once per model, so it
+        must yield the same samples in the same order each time (no shuffling).
+    activation : {"softmax", None}, default None
+        Applied to each model's outputs (over the last dimension) before averaging.
+    device, amp_dtype, channels_last
+        As in :func:`predict`.
+
+    Returns
+    -------
+    Tensor
+        The mean prediction, float32 on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``models`` is empty, ``activation`` is unknown or the outputs' shapes differ.
+    TypeError
+        If an entry of ``models`` is not a module.
+
+    Examples
+    --------
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> a, b = nn.Linear(3, 1), nn.Linear(3, 1)
+    >>> loader = DataLoader(TensorDataset(torch.randn(4, 3)), batch_size=4)
+    >>> mean = predict_ensemble([a, b], loader)
+    >>> torch.allclose(mean, (predict(a, loader) + predict(b, loader)) / 2)
+    True
+    """
+    model_list = list(models)
+    if not model_list:
+        raise ValueError("models must hold at least one model, got an empty sequence")
+    for index, model in enumerate(model_list):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"models[{index}] must be a torch.nn.Module, got {model!r}")
+    check_choice("activation", activation, ("softmax", None))
+    outputs: list[Tensor] = []
+    for model in model_list:
+        out = predict(
+            model, loader, device=device, amp_dtype=amp_dtype, channels_last=channels_last
+        )
+        if activation == "softmax":
+            out = torch.softmax(out, dim=-1)
+        if outputs and out.shape != outputs[0].shape:
+            raise ValueError(
+                f"models must give outputs of one shape, got {tuple(outputs[0].shape)} and "
+                f"{tuple(out.shape)}"
+            )
+        outputs.append(out)
+    return torch.stack(outputs).mean(dim=0)

@@ -22,7 +22,69 @@ if TYPE_CHECKING:
 
     from cellvision.engine import History
 
-__all__ = ["plot_activation_maps", "plot_confusion_matrix", "plot_embedding", "plot_history"]
+__all__ = [
+    "history_label",
+    "plot_activation_maps",
+    "plot_confusion_matrix",
+    "plot_embedding",
+    "plot_history",
+]
+
+#: Readable names of the metric part of history keys.
+_METRIC_LABELS = {
+    "loss": "loss",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "macro_f1": "macro F1",
+    "macro_precision": "macro precision",
+    "macro_recall": "macro recall",
+    "cohen_kappa": "Cohen's kappa",
+    "roc_auc": "ROC AUC",
+    "mse": "MSE",
+    "rmse": "RMSE",
+    "mae": "MAE",
+}
+_SPLIT_LABELS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def history_label(key: str) -> str:
+    """A readable axis/legend label for a history key such as ``"val_cohen_kappa"``.
+
+    The split prefix (``train_``, ``val_``, ``test_``) becomes a word and known metric names
+    are spelled out; other keys have their underscores replaced by spaces.
+
+    Parameters
+    ----------
+    key : str
+        A record key of :class:`cellvision.engine.History`.
+
+    Returns
+    -------
+    str
+        The label.
+
+    Examples
+    --------
+    >>> history_label("val_cohen_kappa"), history_label("train_loss"), history_label("lr")
+    ("validation Cohen's kappa", 'training loss', 'lr')
+    """
+    split, _, rest = key.partition("_")
+    if split in _SPLIT_LABELS and rest:
+        return f"{_SPLIT_LABELS[split]} {_METRIC_LABELS.get(rest, rest.replace('_', ' '))}"
+    return _METRIC_LABELS.get(key, key.replace("_", " "))
+
+
+def _y_label(keys: Sequence[str]) -> str:
+    metrics = {k.partition("_")[2] if k.partition("_")[0] in _SPLIT_LABELS else k for k in keys}
+    if len(keys) == 1:
+        return history_label(keys[0])
+    if len(metrics) == 1:
+        (metric,) = metrics
+        return _METRIC_LABELS.get(metric, metric.replace("_", " "))
+    splits = {k.partition("_")[0] for k in keys}
+    if len(splits) == 1 and next(iter(splits)) in _SPLIT_LABELS:
+        return f"{_SPLIT_LABELS[next(iter(splits))]} metric"
+    return "metric"
 
 
 def _figure_class() -> type[Figure]:
@@ -72,6 +134,9 @@ def plot_history(
 ) -> Figure:
     """Plot per-epoch values (losses, metrics) of a training history against the epoch.
 
+    Epochs are counted from 1, as in the history records of :func:`cellvision.engine.fit`;
+    legends and the y label use readable names (:func:`history_label`).
+
     Parameters
     ----------
     history : History or sequence of dict
@@ -86,7 +151,8 @@ def plot_history(
     Returns
     -------
     matplotlib.figure.Figure
-        The figure (``x`` label ``"epoch"``; one labelled line per key).
+        The figure (``x`` label ``"epoch"``; one line per key, labelled with
+        :func:`history_label`).
 
     Raises
     ------
@@ -97,11 +163,11 @@ def plot_history(
 
     Examples
     --------
-    >>> records = [{"epoch": 0, "train_loss": 1.0, "val_loss": 1.2},
-    ...            {"epoch": 1, "train_loss": 0.6, "val_loss": 0.9}]
+    >>> records = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2},
+    ...            {"epoch": 2, "train_loss": 0.6, "val_loss": 0.9}]
     >>> fig = plot_history(records)
-    >>> [line.get_label() for line in fig.axes[0].get_lines()]
-    ['train_loss', 'val_loss']
+    >>> [line.get_label() for line in fig.axes[0].get_lines()], fig.axes[0].get_ylabel()
+    (['training loss', 'validation loss'], 'loss')
     """
     records = [dict(r) for r in history]
     if not records:
@@ -129,13 +195,13 @@ def plot_history(
             else:
                 raise ValueError(f"history values of {key!r} must be numbers, got {value!r}")
         series[key] = values
-    epochs = [record.get("epoch", index) for index, record in enumerate(records)]
+    epochs = [record.get("epoch", index + 1) for index, record in enumerate(records)]
 
     fig, axes = _new_axes(ax, (6.0, 4.0))
     for key, values in series.items():
-        axes.plot(epochs, values, marker="o", label=key)
+        axes.plot(epochs, values, marker="o", label=history_label(key))
     axes.set_xlabel("epoch")
-    axes.set_ylabel(key_list[0] if len(key_list) == 1 else "value")
+    axes.set_ylabel(_y_label(key_list))
     axes.legend()
     axes.grid(True, alpha=0.3)
     if title is not None:

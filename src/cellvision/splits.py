@@ -457,3 +457,184 @@ def stratified_kfold(
         )
         for k in range(n_splits)
     ]
+
+
+# --------------------------------------------------------------------------- stratified API
+__all__ += ["StratifiedKFoldSplitter", "train_val_test_split"]
+
+
+def train_val_test_split(
+    labels: Sequence[int] | np.ndarray[Any, Any] | torch.Tensor | object,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+) -> tuple[
+    np.ndarray[Any, np.dtype[np.int64]],
+    np.ndarray[Any, np.dtype[np.int64]],
+    np.ndarray[Any, np.dtype[np.int64]],
+]:
+    """Stratified train / validation / test indices.
+
+    The test set is drawn first with :func:`stratified_split` (``test_fraction`` of every
+    class, seed ``seed``); the validation set is then drawn from the rest with fraction
+    ``val_fraction / (1 - test_fraction)`` (seed ``seed + 1``), so both are close to their
+    fraction of every class and a class with at least three samples lands in all three parts.
+
+    Parameters
+    ----------
+    labels : array-like of int, Tensor, or object with ``targets``
+        Class label of every sample.
+    val_fraction, test_fraction : float, default 0.15
+        Fractions of every class held out for validation and test; each in ``(0, 1)`` and
+        together below 1.
+    seed : int, default 0
+        Seed of the shuffles.
+
+    Returns
+    -------
+    train_idx, val_idx, test_idx : numpy.ndarray
+        Sorted, disjoint int64 index arrays that together cover every sample.
+
+    Raises
+    ------
+    TypeError
+        If ``labels`` are not integers or an argument has the wrong type.
+    ValueError
+        If a fraction is outside ``(0, 1)`` or ``val_fraction + test_fraction >= 1``.
+
+    Examples
+    --------
+    >>> labels = [0] * 20 + [1] * 10
+    >>> train, val, test = train_val_test_split(labels, 0.2, 0.2, seed=0)
+    >>> len(train), len(val), len(test)
+    (18, 6, 6)
+    >>> sorted(labels[i] for i in test)
+    [0, 0, 0, 0, 1, 1]
+    """
+    y = _labels_array(labels)
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number in (0, 1), got {value!r}")
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            "val_fraction + test_fraction must be below 1, got "
+            f"{val_fraction!r} + {test_fraction!r}"
+        )
+    seed = _check_seed(seed)
+    rest, test = stratified_split(y, float(test_fraction), seed=seed)
+    train_local, val_local = stratified_split(
+        y[rest], float(val_fraction) / (1.0 - float(test_fraction)), seed=seed + 1
+    )
+    return rest[train_local], rest[val_local], test
+
+
+class StratifiedKFoldSplitter:
+    """Stratified k-fold cross-validation with scikit-learn's splitter protocol.
+
+    A class wrapper of :func:`stratified_kfold`: :meth:`split` yields ``(train_idx, test_idx)``
+    pairs and :meth:`get_n_splits` returns ``n_splits``, so an instance works as ``cv=`` of
+    :func:`sklearn.model_selection.cross_validate` (scikit-learn is not needed otherwise).
+    The folds are the same as :func:`stratified_kfold` with the same seed.
+
+    Parameters
+    ----------
+    n_splits : int, default 5
+        Number of folds, at least 2.
+    seed : int, default 0
+        Seed of the shuffle.
+
+    Raises
+    ------
+    TypeError
+        If ``n_splits`` or ``seed`` is not an int.
+    ValueError
+        If ``n_splits < 2``.
+
+    Examples
+    --------
+    >>> labels = np.array([0] * 6 + [1] * 3)
+    >>> cv = StratifiedKFoldSplitter(n_splits=3, seed=0)
+    >>> cv.get_n_splits()
+    3
+    >>> [np.bincount(labels[test]).tolist() for _, test in cv.split(labels, labels)]
+    [[2, 1], [2, 1], [2, 1]]
+    """
+
+    def __init__(self, n_splits: int = 5, *, seed: int = 0) -> None:
+        check_positive_int("n_splits", n_splits)
+        if n_splits < 2:
+            raise ValueError(f"n_splits must be at least 2, got {n_splits!r}")
+        self.n_splits = int(n_splits)
+        self.seed = _check_seed(seed)
+
+    def __repr__(self) -> str:
+        return f"StratifiedKFoldSplitter(n_splits={self.n_splits}, seed={self.seed})"
+
+    def get_n_splits(
+        self,
+        X: object = None,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: object = None,
+    ) -> int:
+        """Return ``n_splits`` (the arguments are ignored, as in scikit-learn).
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored (protocol compatibility).
+
+        Returns
+        -------
+        int
+            The number of folds.
+
+        Examples
+        --------
+        >>> StratifiedKFoldSplitter(4).get_n_splits()
+        4
+        """
+        return self.n_splits
+
+    def split(
+        self,
+        X: object,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: object = None,
+    ) -> Iterator[tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.int64]]]]:
+        """Yield ``(train_idx, test_idx)`` for each fold, stratified by ``y``.
+
+        Parameters
+        ----------
+        X : array-like
+            The samples; only their number is used (checked against ``y``).
+        y : array-like of int, Tensor, or object with ``targets``
+            Class labels (required: the folds are stratified by them).
+        groups : object
+            Ignored (protocol compatibility).
+
+        Yields
+        ------
+        train_idx, test_idx : numpy.ndarray
+            Sorted int64 index arrays; the test sets partition the samples.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` is missing, its length differs from ``X``'s, or ``n_splits`` exceeds
+            the number of samples.
+
+        Examples
+        --------
+        >>> folds = list(StratifiedKFoldSplitter(2).split(np.zeros(4), [0, 0, 1, 1]))
+        >>> [len(test) for _, test in folds]
+        [2, 2]
+        """
+        if y is None:
+            raise ValueError("y must be the class labels (the folds are stratified), got None")
+        labels = _labels_array(y)
+        n = _num_samples(X)
+        if n is not None and n != labels.size:
+            raise ValueError(f"X and y must have the same length, got {n} and {labels.size}")
+        yield from stratified_kfold(labels, self.n_splits, seed=self.seed)

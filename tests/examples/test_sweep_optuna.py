@@ -1,13 +1,13 @@
-"""examples/sweep_optuna.py with two TPE trials on tiny data."""
+"""examples/sweep_optuna.py with two TPE trials on tiny data, and the wandb twin's space."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from cellvision.recipes.cellcycle import SWEEP_SPACE
 from tests.examples._run import EXAMPLES, run_script
 
 pytest.importorskip("optuna")
@@ -16,8 +16,7 @@ pytest.importorskip("optuna")
 def test_two_trials_print_best_config(tmp_path: Path) -> None:
     proc = run_script(
         "examples/sweep_optuna.py", "--quick", "--n-trials", "2", "--epochs", "1",
-        "--counts", "40", "12", "8", "8", "8", "--size", "32", "--no-progress",
-        "--out", str(tmp_path),
+        "--counts", "40", "12", "8", "8", "8", "--size", "32", "--out", str(tmp_path),
     )  # fmt: skip
     assert proc.stdout.count("trial ") >= 2
     assert "best trial" in proc.stdout
@@ -35,10 +34,8 @@ def test_two_trials_print_best_config(tmp_path: Path) -> None:
 
 def test_wandb_sweep_has_the_same_search_space() -> None:
     yaml = pytest.importorskip("yaml")
-    sys.path.insert(0, str(EXAMPLES))
-    space = pytest.importorskip("sweep_optuna").SEARCH_SPACE
     params = yaml.safe_load((EXAMPLES / "sweep_wandb.yaml").read_text())["parameters"]
-    for name, (kind, spec) in space.items():
+    for name, (kind, spec) in SWEEP_SPACE.items():
         wandb = params[name]
         if kind == "categorical":
             assert tuple(wandb["values"]) == spec
