@@ -326,7 +326,7 @@ CASES = [
         "metrics_one_class",
         lambda _: BalancedClassificationMetrics(1),
         ValueError,
-        ("num_classes", "got 1"),
+        ("n_classes", "got 1"),
     ),
     BadInput(
         "metrics_label_out_of_range",
