@@ -28,6 +28,7 @@ __all__ = [
     "Config",
     "as_builtin_number",
     "check_choice",
+    "check_device",
     "check_non_negative_int",
     "check_positive_float",
     "check_positive_int",
@@ -841,3 +842,77 @@ def _parse_json_sequence(text: str) -> Any:
         if not stripped:
             return []
         return [part.strip() for part in stripped.split(",")]
+
+
+def check_device(name: str, value: object) -> Any:
+    """Return ``value`` as a :class:`torch.device` that exists on this machine.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in the error message.
+    value : str or torch.device
+        For example ``"cpu"``, ``"cuda"`` or ``torch.device("cuda", 1)``.
+
+    Returns
+    -------
+    torch.device
+        The parsed device.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither a string nor a :class:`torch.device`.
+    ValueError
+        If it names no device type torch knows (``"tpu"``), the ``"meta"`` device (which holds
+        no data), or a device this machine lacks (``"cuda"`` without a GPU, ``"cuda:3"`` with
+        two GPUs).
+
+    Examples
+    --------
+    >>> check_device("device", "cpu")
+    device(type='cpu')
+    >>> check_device("device", "tpu")
+    Traceback (most recent call last):
+        ...
+    ValueError: device must be a torch device such as 'cpu' or 'cuda', got 'tpu'
+    """
+    import torch
+
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a str or torch.device, got {value!r}")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"{name} must be a torch device such as 'cpu' or 'cuda', got {value!r}"
+        ) from None
+    if device.type == "meta":
+        raise ValueError(f"{name} must be a device that holds data, got {value!r} (meta)")
+    if device.type == "cpu":
+        return device
+    try:  # an empty tensor is the cheapest probe of whether the device exists here
+        torch.empty(0, device=device)
+    except Exception as exc:  # torch raises RuntimeError, AssertionError, ImportError, ...
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:120] if text else type(exc).__name__
+        raise ValueError(
+            f"{name} must be a device available on this machine, got {value!r} ({reason})"
+        ) from None
+    return device
+    backend = getattr(torch, device.type, None)
+    if device.type == "mps":
+        backend = getattr(torch.backends, "mps", None)
+    is_available = getattr(backend, "is_available", None)
+    if callable(is_available) and not is_available():
+        raise ValueError(
+            f"{name} must be a device available on this machine, got {value!r}: "
+            f"torch reports no {device.type} device; use 'cpu'"
+        )
+    device_count = getattr(backend, "device_count", None)
+    if device.index is not None and callable(device_count) and device.index >= device_count():
+        raise ValueError(
+            f"{name} must be a device available on this machine, got {value!r}: "
+            f"there are {device_count()} {device.type} device(s)"
+        )
+    return device

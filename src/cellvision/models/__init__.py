@@ -16,11 +16,13 @@ from cellvision.models._registry import (
     register_model,
     unwrap_model,
 )
+from cellvision.models._common import MAX_PARAMETERS
 from cellvision.models.convnet import ConvNet, ConvNetConfig
 from cellvision.models.recurrent import RecurrentConfig, RecurrentRegressor
 from cellvision.models.vit import ViT, ViTConfig
 
 __all__ = [
+    "MAX_PARAMETERS",
     "ConfigurableModel",
     "ConvNet",
     "ConvNetConfig",
