@@ -153,9 +153,7 @@ def _plain(value: Any, where: str, active: frozenset[int] = frozenset()) -> Any:
             for key, item in value.items():
                 plain_key = _plain_scalar(key)
                 if plain_key is NotImplemented:
-                    raise TypeError(
-                        f"{where} keys must be strings, numbers or None, got {key!r}"
-                    )
+                    raise TypeError(f"{where} keys must be strings, numbers or None, got {key!r}")
                 out[plain_key] = _plain(item, f"{where}[{key!r}]", inner)
             # Keep the per-module versions that nn.Module.load_state_dict reads.
             metadata = getattr(value, "_metadata", None)

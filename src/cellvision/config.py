@@ -535,12 +535,13 @@ class Config:
         C(sizes=(5,))
         """
         if isinstance(text, (bytes, bytearray)):
+            raw = bytes(text)
             try:
-                text = bytes(text).decode("utf-8-sig")
+                text = raw.decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 raise ValueError(
                     f"text must be UTF-8 encoded JSON, got undecodable bytes "
-                    f"{bytes(text)[exc.start : exc.start + 8]!r} at byte {exc.start}"
+                    f"{raw[exc.start : exc.start + 8]!r} at byte {exc.start}"
                 ) from None
         elif not isinstance(text, str):
             raise TypeError(f"text must be a str or bytes, got {type(text).__name__}")
@@ -899,20 +900,4 @@ def check_device(name: str, value: object) -> Any:
         raise ValueError(
             f"{name} must be a device available on this machine, got {value!r} ({reason})"
         ) from None
-    return device
-    backend = getattr(torch, device.type, None)
-    if device.type == "mps":
-        backend = getattr(torch.backends, "mps", None)
-    is_available = getattr(backend, "is_available", None)
-    if callable(is_available) and not is_available():
-        raise ValueError(
-            f"{name} must be a device available on this machine, got {value!r}: "
-            f"torch reports no {device.type} device; use 'cpu'"
-        )
-    device_count = getattr(backend, "device_count", None)
-    if device.index is not None and callable(device_count) and device.index >= device_count():
-        raise ValueError(
-            f"{name} must be a device available on this machine, got {value!r}: "
-            f"there are {device_count()} {device.type} device(s)"
-        )
     return device

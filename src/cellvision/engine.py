@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
 from torch import Tensor, nn
 from torcheval.metrics import Metric
 
-from cellvision.config import check_choice, check_device, check_positive_int
+from cellvision.config import as_builtin_number, check_choice, check_device, check_positive_int
 from cellvision.models import unwrap_model
 
 __all__ = [
@@ -256,9 +256,7 @@ def _batch_size(x: Tensor) -> int:
     return int(x.shape[0]) if x.ndim else 1
 
 
-def _finite_loss(
-    loss: Tensor, policy: str, epoch: int | None, batch: int, stage: str
-) -> bool:
+def _finite_loss(loss: Tensor, policy: str, epoch: int | None, batch: int, stage: str) -> bool:
     """``True`` when ``loss`` is finite; otherwise raise or warn according to ``policy``.
 
     One host synchronisation per batch: the decision has to be taken before the update.
@@ -274,9 +272,7 @@ def _finite_loss(
             "gradients (grad_clip_norm), check the data, or pass nonfinite_loss='skip' to "
             "skip such batches with a warning"
         )
-    warnings.warn(
-        f"skipping {stage} {where}: its loss is {value}", RuntimeWarning, stacklevel=3
-    )
+    warnings.warn(f"skipping {stage} {where}: its loss is {value}", RuntimeWarning, stacklevel=3)
     return False
 
 
@@ -459,6 +455,7 @@ def train_one_epoch(
     dev = _resolve_device(model, device)
     _check_amp_dtype(dev, amp_dtype)
     _check_nonfinite_policy(nonfinite_loss)
+    grad_clip_norm = as_builtin_number(grad_clip_norm)  # type: ignore[assignment]
     if grad_clip_norm is not None and (
         isinstance(grad_clip_norm, bool)
         or not isinstance(grad_clip_norm, (int, float))
@@ -1109,10 +1106,11 @@ def fit(
     >>> history[-1]["val_loss"] < history[0]["val_loss"]
     True
     """
-    check_positive_int("epochs", epochs)
+    epochs = check_positive_int("epochs", epochs)
     check_choice("mode", mode, _MODES)
     if patience is not None:
-        check_positive_int("patience", patience)
+        patience = check_positive_int("patience", patience)
+    min_delta = as_builtin_number(min_delta)  # type: ignore[assignment]
     if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
         raise ValueError(f"min_delta must be a non-negative number, got {min_delta!r}")
     if monitor is None:

@@ -44,7 +44,7 @@ from torch import Tensor
 from torcheval.metrics import Metric
 from typing_extensions import Self
 
-from cellvision.config import check_choice, check_positive_int
+from cellvision.config import as_builtin_number, check_choice, check_positive_int
 
 __all__ = [
     "BalancedClassificationMetrics",
@@ -464,6 +464,7 @@ class ClassificationReport:
         cohen kappa:       0.50
         roc auc (macro):   n/a (AUROC unavailable: 4 samples came as labels, no scores)
         """
+        digits = as_builtin_number(digits)  # type: ignore[assignment]
         if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
             raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
 

@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from cellvision.config import as_builtin_number
+
 __all__ = [
     "AIR_QUALITY_COLUMNS",
     "AirQuality",
@@ -329,6 +331,7 @@ class AirQuality:
         array([ 1.,  2.,  3.,  4., nan], dtype=float32)
         """
         _check_choice("method", method, _FILL_METHODS)
+        limit = as_builtin_number(limit)  # type: ignore[assignment]
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0
         ):

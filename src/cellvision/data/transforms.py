@@ -64,6 +64,8 @@ def _draw_device(generator: torch.Generator | None) -> torch.device:
 
 
 def _check_range(name: str, value: object) -> tuple[float, float]:
+    if isinstance(value, (tuple, list)):
+        value = [as_builtin_number(v) for v in value]
     if (
         not isinstance(value, (tuple, list))
         or len(value) != 2
@@ -380,6 +382,7 @@ class GaussianNoise(BatchTransform):
         if isinstance(std, (tuple, list)):
             self.std_range = _check_range("std", std)
         else:
+            std = as_builtin_number(std)  # type: ignore[assignment]
             if isinstance(std, bool) or not isinstance(std, (int, float)):
                 raise TypeError(f"std must be a number or a (low, high) pair, got {std!r}")
             self.std_range = (float(std), float(std))
@@ -616,6 +619,7 @@ class CenterCropOrPad(BatchTransform):
     """
 
     def __init__(self, size: int | tuple[int, int], fill: float = 0.0) -> None:
+        size = as_builtin_number(size)  # type: ignore[assignment]
         if isinstance(size, int) and not isinstance(size, bool):
             size = (size, size)
         if not isinstance(size, (tuple, list)) or len(size) != 2:
@@ -642,9 +646,7 @@ class CenterCropOrPad(BatchTransform):
             ok = self.fill.is_integer() and info.min <= self.fill <= info.max
             expected = f"a whole number in [{info.min}, {info.max}]"
         if not ok:
-            raise ValueError(
-                f"fill must be {expected} for {dtype} images, got {self.fill!r}"
-            )
+            raise ValueError(f"fill must be {expected} for {dtype} images, got {self.fill!r}")
 
     def apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         """Crop or pad ``x`` to ``size`` (``generator`` is unused).

@@ -18,6 +18,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
+from cellvision.config import as_builtin_number
 from cellvision.data.airquality import AirQuality, FillMethod
 from cellvision.data.scaling import ZScoreScaler
 
@@ -27,11 +28,12 @@ IndexLike = int | slice | Sequence[int] | torch.Tensor | npt.NDArray[np.integer[
 
 
 def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
+    if number < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return number
 
 
 def _check_columns(
