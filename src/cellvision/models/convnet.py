@@ -49,6 +49,8 @@ class ConvNetConfig(Config):
         Dropout rate in every block and in the MLP head, in ``[0, 1)``.
     mlp_hidden : int or None, default 64
         Hidden units of the two-layer ReLU head; ``None`` makes the head a single linear layer.
+        (The ConvNet has no ``hidden_size``: its convolution and embedding width is
+        ``channels``.)
     img_size : int, default 64
         Nominal image side, used by :meth:`ConvNet.example_input`. The network itself accepts
         any size of at least 2x2 (global average pooling removes the size); in training mode

@@ -46,7 +46,8 @@ class RecurrentConfig(Config):
         Features per time step (13: all measurement columns of the Air Quality data; 12
         after dropping ``NMHC(GT)``).
     hidden_size : int, default 64
-        Width of the hidden state.
+        Width of the recurrent hidden state, and so of the embedding that
+        :meth:`RecurrentRegressor.forward_features` returns.
     num_layers : int, default 2
         Stacked recurrent layers.
     dropout : float, default 0.0

@@ -72,7 +72,8 @@ class ViTConfig(Config):
     n_heads : int, default 8
         Attention heads per block.
     hidden_size : int, default 2048
-        Hidden units of each block's GELU MLP.
+        Hidden units of each block's GELU MLP (``emb_size -> hidden_size -> emb_size``); not
+        the token width, which is ``emb_size``.
     in_channels : int, default 1
         Image channels.
     dropout : float, default 0.0
