@@ -649,6 +649,30 @@ CASES = [
         ValueError,
         ("metrics[0] must be a BalancedClassificationMetrics", "RegressionMetrics"),
     ),
+    BadInput(
+        "metrics_absurd_class_count",
+        lambda _: BalancedClassificationMetrics(10**6),
+        ValueError,
+        ("n_classes must be at most 46340", "1000000"),
+    ),
+    BadInput(
+        "metrics_absurd_histogram",
+        lambda _: BalancedClassificationMetrics(100, auroc="binned", num_thresholds=10**6),
+        ValueError,
+        ("num_thresholds", "2**31 entries", "1000000"),
+    ),
+    BadInput(
+        "model_absurd_example_batch",
+        lambda _: _tiny_vit().example_input(10**9),
+        ValueError,
+        ("batch_size", "2**32 values", "1000000000"),
+    ),
+    BadInput(
+        "sampler_numpy_float_num_samples",
+        lambda _: ClassBalancedSampler([0, 1, 1], num_samples=np.float64(4.0)),
+        TypeError,
+        ("num_samples must be a positive integer", "4.0"),
+    ),
     # ------------------------------------------------- round 2: checkpoints
     BadInput(
         "checkpoint_extra_unsupported_object_names_path",

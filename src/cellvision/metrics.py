@@ -87,10 +87,20 @@ def _is_integer_dtype(dtype: torch.dtype) -> bool:
     return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
 
 
+# Largest number of entries of a metric's state tensor (the (C, C) confusion matrix, the
+# (C, C, T) AUROC histogram): 2**31 int64 entries are 16 GiB, beyond which allocation fails.
+_MAX_STATE_ENTRIES = 1 << 31
+
+
 def _check_n_classes(n_classes: object) -> int:
     count = check_positive_int("n_classes", n_classes)
     if count < 2:
         raise ValueError(f"n_classes must be an integer >= 2, got {count!r}")
+    if count * count > _MAX_STATE_ENTRIES:
+        raise ValueError(
+            f"n_classes must be at most 46340 (its confusion matrix has n_classes**2 entries), "
+            f"got {count!r}"
+        )
     return count
 
 
@@ -634,6 +644,12 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         num_thresholds = check_positive_int("num_thresholds", num_thresholds)
         if num_thresholds < 2:
             raise ValueError(f"num_thresholds must be an integer >= 2, got {num_thresholds!r}")
+        if auroc == "binned" and n_classes * n_classes * num_thresholds > _MAX_STATE_ENTRIES:
+            raise ValueError(
+                "num_thresholds must keep the (n_classes, n_classes, num_thresholds) AUROC "
+                f"histogram at most 2**31 entries, got num_thresholds={num_thresholds!r} with "
+                f"n_classes={n_classes}"
+            )
         if class_names is None:
             names = tuple(str(i) for i in range(n_classes))
         else:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import cast
 
 import numpy as np
 import torch
@@ -661,9 +660,8 @@ def _resolve_replicas(num_replicas: object, rank: object) -> tuple[int, int]:
         num_replicas = torch.distributed.get_world_size() if initialised else 1
     if rank is None:
         rank = torch.distributed.get_rank() if initialised else 0
-    check_positive_int("num_replicas", num_replicas)
-    check_non_negative_int("rank", rank)
-    num_replicas, rank = cast(int, num_replicas), cast(int, rank)  # validated just above
+    num_replicas = check_positive_int("num_replicas", num_replicas)
+    rank = check_non_negative_int("rank", rank)
     if rank >= num_replicas:
         raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got {rank!r}")
     return num_replicas, rank

@@ -83,6 +83,11 @@ def random_images(
 ) -> torch.Tensor:
     """Return standard-normal images ``(batch_size, in_channels, size, size)``."""
     check_positive_int("batch_size", batch_size)
+    if batch_size * in_channels * size * size > 1 << 32:  # 16 GiB of float32
+        raise ValueError(
+            f"batch_size must keep the example batch at most 2**32 values, got {batch_size!r} "
+            f"images of {in_channels}x{size}x{size}"
+        )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
     device = generator.device if generator is not None else None

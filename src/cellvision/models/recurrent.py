@@ -353,6 +353,11 @@ class RecurrentRegressor(nn.Module):
         """
         check_positive_int("batch_size", batch_size)
         check_positive_int("seq_len", seq_len)
+        if batch_size * seq_len * self.config.input_size > 1 << 32:  # 16 GiB of float32
+            raise ValueError(
+                f"batch_size and seq_len must keep the example at most 2**32 values, got "
+                f"batch_size={batch_size!r}, seq_len={seq_len!r}"
+            )
         param = self.head.weight
         gen_device = generator.device if generator is not None else torch.device("cpu")
         x = torch.randn(
