@@ -261,10 +261,10 @@ def _finite_loss(loss: Tensor, policy: str, epoch: int | None, batch: int, stage
 
     One host synchronisation per batch: the decision has to be taken before the update.
     """
-    if bool(torch.isfinite(loss.detach())):
+    value = loss.item()  # the one host sync: cheaper than isfinite() and then bool()
+    if math.isfinite(value):
         return True
     where = f"epoch {epoch}, batch {batch}" if epoch is not None else f"batch {batch}"
-    value = float(loss.detach().float())
     if policy == "raise":
         raise FloatingPointError(
             f"loss must be finite, got {value} in {stage} at {where} (0-based); the model "
