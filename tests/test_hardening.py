@@ -338,3 +338,28 @@ def test_skip_policy_warns_and_leaves_the_weights_alone() -> None:
             epoch=4,
         )
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_checkpoint_of_a_model_that_cannot_be_built_on_meta_still_loads(tmp_path: Path) -> None:
+    import dataclasses
+
+    from cellvision.config import Config
+    from cellvision.models import register_model
+
+    @dataclasses.dataclass(frozen=True, kw_only=True)
+    class DataReadingConfig(Config):
+        width: int = 2
+
+    @register_model("test_data_reading_linear")
+    class DataReading(nn.Module):
+        config_class = DataReadingConfig
+
+        def __init__(self, config: DataReadingConfig) -> None:
+            super().__init__()
+            self.config = config
+            self.linear = nn.Linear(config.width, 1)
+            self.scale = float(self.linear.weight.detach().abs().sum())  # fails on meta
+
+    model = DataReading(DataReadingConfig())
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model)).model
+    assert torch.equal(loaded.linear.weight, model.linear.weight)  # type: ignore[union-attr]
