@@ -247,7 +247,9 @@ def check_positive_float(name: str, value: object) -> float:
     try:
         result = float(number)
     except OverflowError:  # an int beyond the float range
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+        raise ValueError(
+            f"{name} must be a finite number > 0, got an integer of {len(str(number))} digits"
+        ) from None
     if not math.isfinite(result) or result <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return result
@@ -820,7 +822,8 @@ def _coerce(value: Any, tp: Any, name: str, parse_strings: bool, sep: str) -> An
                 return float(value)
             except OverflowError:  # an int beyond the float range, e.g. 10**400 from JSON
                 raise ValueError(
-                    f"{name} must be a number within the float range, got {value!r}"
+                    f"{name} must be a number within the float range, got an integer of "
+                    f"{len(str(abs(value)))} digits"
                 ) from None
         if parse_strings and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
             return float(value.strip())
