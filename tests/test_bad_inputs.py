@@ -650,6 +650,14 @@ CASES = [
         ("metrics[0] must be a BalancedClassificationMetrics", "RegressionMetrics"),
     ),
     BadInput(
+        "regression_merge_a_classification_metric",
+        lambda _: RegressionMetrics().merge_state(
+            [BalancedClassificationMetrics(2)]  # type: ignore[list-item]
+        ),
+        ValueError,
+        ("metrics[0] must be a RegressionMetrics", "BalancedClassificationMetrics"),
+    ),
+    BadInput(
         "metrics_absurd_class_count",
         lambda _: BalancedClassificationMetrics(10**6),
         ValueError,

@@ -579,7 +579,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
     Parameters
     ----------
     n_classes : int
-        Number of classes ``C`` (at least 2).
+        Number of classes ``C``, from 2 to 46340 (the confusion matrix has ``C**2`` entries).
     class_names : sequence of str, optional
         Display names, one per class; defaults to ``"0"``, ``"1"``, ...
     auroc : {"exact", "binned", "none"}, default "exact"
@@ -601,7 +601,8 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
     Raises
     ------
     ValueError
-        If ``n_classes < 2``, ``class_names`` has the wrong length, or an option is unknown.
+        If ``n_classes`` is below 2 or above 46340, ``class_names`` has the wrong length, an
+        option is unknown, or the binned AUROC histogram would exceed 2**31 entries.
     TypeError
         If ``n_classes`` or ``num_thresholds`` is not an integer.
 
@@ -1078,6 +1079,11 @@ class RegressionMetrics(Metric["RegressionReport"]):
         RegressionMetrics
             ``self``.
 
+        Raises
+        ------
+        ValueError
+            If an entry is not a regression metric (nothing is merged then).
+
         Examples
         --------
         >>> a = RegressionMetrics().update(torch.tensor([1.0]), torch.tensor([0.0]))
@@ -1086,7 +1092,13 @@ class RegressionMetrics(Metric["RegressionReport"]):
         5.0
         """
         # ``self`` in ``metrics`` is already counted (see BalancedClassificationMetrics).
-        for other in [m for m in metrics if m is not self]:
+        others = [m for m in metrics if m is not self]
+        for index, other in enumerate(others):
+            if not isinstance(getattr(other, "sum_squared_error", None), Tensor):
+                raise ValueError(
+                    f"metrics[{index}] must be a RegressionMetrics, got {type(other).__name__}"
+                )
+        for other in others:
             self.sum_squared_error += other.sum_squared_error.to(self.device)
             self.sum_absolute_error += other.sum_absolute_error.to(self.device)
             self.num_samples += other.num_samples.to(self.device)
