@@ -313,6 +313,11 @@ def _labels_array(labels: object) -> np.ndarray[Any, np.dtype[np.int64]]:
     return arr.astype(np.int64)
 
 
+def _check_seed(seed: object) -> int:
+    # Kept for the splitters that call it: the shared check gives the same message everywhere.
+    return check_seed("seed", seed)
+
+
 def stratified_split(
     labels: Sequence[int] | np.ndarray[Any, Any] | torch.Tensor | object,
     val_fraction: float = 0.2,
@@ -362,7 +367,7 @@ def stratified_split(
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     val_fraction = float(fraction)
-    rng = np.random.default_rng(check_seed("seed", seed))
+    rng = np.random.default_rng(_check_seed(seed))
     val_parts = []
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
@@ -431,7 +436,7 @@ def stratified_kfold(
         raise ValueError(
             f"n_splits must be between 2 and the number of samples ({y.size}), got {n_splits!r}"
         )
-    rng = np.random.default_rng(check_seed("seed", seed))
+    rng = np.random.default_rng(_check_seed(seed))
     fold_of = np.empty(y.size, dtype=np.int64)
     start = 0
     small = []
