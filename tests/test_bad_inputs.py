@@ -7,6 +7,7 @@ fix the call without reading the library's source.
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ import numpy as np
 import pytest
 import torch
 
-from cellvision.checkpoint import load_checkpoint
+from cellvision.checkpoint import load_checkpoint, save_checkpoint
 from cellvision.data import (
+    AirQuality,
     CellCycleFolder,
     CellImageDataset,
+    CenterCropOrPad,
     RandomDihedral,
     RandomTranslate,
     SlidingWindowDataset,
@@ -28,7 +31,7 @@ from cellvision.data import (
     make_synthetic_cells,
     parse_air_quality,
 )
-from cellvision.engine import fit, train_one_epoch
+from cellvision.engine import evaluate, fit, train_one_epoch
 from cellvision.features import pca
 from cellvision.metrics import BalancedClassificationMetrics, RegressionMetrics
 from cellvision.models import (
@@ -71,6 +74,68 @@ class _Foreign:
 
     def __init__(self) -> None:
         self.payload = "not a tensor"
+
+
+def _tiny_vit() -> ViT:
+    return ViT(ViTConfig(img_size=32, n_blks=1, emb_size=8, n_heads=2, hidden_size=8))
+
+
+def _tiny_convnet() -> ConvNet:
+    return ConvNet(ConvNetConfig(channels=4, n_blocks=1, mlp_hidden=None))
+
+
+def _saved_convnet(tmp_path: Path) -> Path:
+    return save_checkpoint(tmp_path / "convnet.pt", _tiny_convnet())
+
+
+def _crafted(tmp_path: Path, **changes: Any) -> Path:
+    """A valid checkpoint with some payload entries replaced (config fields via ``config``)."""
+    payload = torch.load(_saved_convnet(tmp_path), weights_only=True)
+    config = {**payload["config"], **changes.pop("config", {})}
+    payload.update(config=config, **changes)
+    path = tmp_path / "crafted.pt"
+    torch.save(payload, path)
+    return path
+
+
+def _reshaped_weight(tmp_path: Path) -> Path:
+    state = dict(torch.load(_saved_convnet(tmp_path), weights_only=True)["state_dict"])
+    state["stem.weight"] = state["stem.weight"].reshape(-1)  # same values, wrong shape
+    return _crafted(tmp_path, state_dict=state)
+
+
+def _self_containing() -> list[Any]:
+    loop: list[Any] = [1]
+    loop.append(loop)
+    return loop
+
+
+class _NeverIterated:
+    """A loader that fails if training starts: proves a check ran before the first epoch."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("the loader was iterated")
+
+
+def _loss_nan_at_batch_1(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    loss = torch.nn.functional.cross_entropy(outputs, targets)
+    return loss * math.nan if bool((targets == 1).all()) else loss
+
+
+def _two_batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (torch.zeros(2, 2), torch.zeros(2, dtype=torch.long)),
+        (torch.zeros(2, 2), torch.ones(2, dtype=torch.long)),
+    ]
+
+
+def _windows() -> SlidingWindowDataset:
+    return SlidingWindowDataset(torch.zeros(10, 2), window=3)
+
+
+def _decreasing_air_quality() -> AirQuality:
+    ts = np.array(["2004-03-10T19", "2004-03-10T18"], dtype="datetime64[s]")
+    return AirQuality(ts, np.zeros((2, 1), dtype=np.float32), ("a",))
 
 
 def _foreign_checkpoint(tmp_path: Path) -> Path:
@@ -326,7 +391,7 @@ CASES = [
         "metrics_one_class",
         lambda _: BalancedClassificationMetrics(1),
         ValueError,
-        ("num_classes", "got 1"),
+        ("n_classes", "got 1"),
     ),
     BadInput(
         "metrics_label_out_of_range",
@@ -429,12 +494,427 @@ CASES = [
         ValueError,
         ("refusing", "foreign.pt"),
     ),
+    # ------------------------------------------------- round 2 (issue 17): models and configs
+    BadInput(
+        "vit_float64_input",
+        lambda _: _tiny_vit()(torch.zeros(1, 1, 32, 32, dtype=torch.float64)),
+        TypeError,
+        ("x must have the model's dtype torch.float32", "torch.float64"),
+    ),
+    BadInput(
+        "vit_float16_input",
+        lambda _: _tiny_vit()(torch.zeros(1, 1, 32, 32, dtype=torch.float16)),
+        TypeError,
+        ("x must have the model's dtype", "torch.float16"),
+    ),
+    BadInput(
+        "vit_bfloat16_features_to_head",
+        lambda _: _tiny_vit().forward_head(torch.zeros(2, 8, dtype=torch.bfloat16)),
+        TypeError,
+        ("features must have the model's dtype", "torch.bfloat16"),
+    ),
+    BadInput(
+        "convnet_float64_input",
+        lambda _: _tiny_convnet()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)),
+        TypeError,
+        ("x must have the model's dtype torch.float32", "torch.float64"),
+    ),
+    BadInput(
+        "convnet_float64_features_to_head",
+        lambda _: _tiny_convnet().forward_head(torch.zeros(2, 4, dtype=torch.float64)),
+        TypeError,
+        ("features must have the model's dtype", "torch.float64"),
+    ),
+    BadInput(
+        "recurrent_float64_input",
+        lambda _: RecurrentRegressor(RecurrentConfig(input_size=2))(
+            torch.zeros(1, 3, 2, dtype=torch.float64)
+        ),
+        TypeError,
+        ("x must have the model's dtype torch.float32", "torch.float64"),
+    ),
+    BadInput(
+        "convnet_training_batch_of_one_2x2",
+        lambda _: _tiny_convnet().train()(torch.zeros(1, 1, 2, 2)),
+        ValueError,
+        ("x must give BatchNorm more than one value", "(1, 1, 2, 2)", "model.eval()"),
+    ),
+    BadInput(
+        "vit_absurd_patch_size",
+        lambda _: ViT(ViTConfig(patch_size=10**5)),
+        ValueError,
+        ("max_parameters=1,000,000,000", "ViTConfig", "patch_size=100000"),
+    ),
+    BadInput(
+        "convnet_absurd_channels",
+        lambda _: ConvNet(ConvNetConfig(channels=200_000)),
+        ValueError,
+        ("max_parameters", "ConvNetConfig", "channels=200000"),
+    ),
+    BadInput(
+        "recurrent_bool_lengths",
+        lambda _: RecurrentRegressor(RecurrentConfig(input_size=2))(
+            torch.zeros(2, 3, 2), lengths=torch.ones(2, dtype=torch.bool)
+        ),
+        ValueError,
+        ("lengths must be a 1-D integer tensor", "True"),
+    ),
+    BadInput(
+        "config_from_dict_number_beyond_float",
+        lambda _: ViTConfig.from_dict({"dropout": 10**400}),
+        ValueError,
+        ("ViTConfig.dropout", "float range"),
+    ),
+    BadInput(
+        "config_from_json_400_digits",
+        lambda _: ViTConfig.from_json('{"dropout": ' + "9" * 400 + "}"),
+        ValueError,
+        ("ViTConfig.dropout", "float range"),
+    ),
+    BadInput(
+        "config_from_dict_non_string_key",
+        lambda _: ViTConfig.from_dict({1: 2, "x": 3}),  # type: ignore[dict-item]
+        TypeError,
+        ("data keys must be field names", "got 1"),
+    ),
+    BadInput(
+        "config_flat_dict_empty_separator",
+        lambda _: ViTConfig.from_flat_dict({"n_blks": "2"}, sep=""),
+        ValueError,
+        ("sep must be a non-empty string", "''"),
+    ),
+    BadInput(
+        "config_from_json_undecodable_bytes",
+        lambda _: ViTConfig.from_json(b'{"n_blks": "\xff"}'),
+        ValueError,
+        ("text must be UTF-8 encoded JSON", "\\xff", "byte 12"),
+    ),
+    BadInput(
+        "flat_dict_int_with_underscore",
+        lambda _: ViTConfig.from_flat_dict({"n_blks": "1_0"}),
+        TypeError,
+        ("ViTConfig.n_blks must be an int", "'1_0'"),
+    ),
+    BadInput(
+        "flat_dict_non_ascii_digit",
+        lambda _: ViTConfig.from_flat_dict({"n_blks": "\u0663"}),
+        TypeError,
+        ("ViTConfig.n_blks must be an int", "'\u0663'"),
+    ),
+    BadInput(
+        "flat_dict_float_with_underscore",
+        lambda _: ViTConfig.from_flat_dict({"dropout": "0.1_0"}),
+        TypeError,
+        ("ViTConfig.dropout must be a float", "'0.1_0'"),
+    ),
+    # ------------------------------------------------- round 2: sampler and splits
+    BadInput(
+        "sampler_seed_beyond_64_bits",
+        lambda _: ClassBalancedSampler([0, 1, 1], seed=2**64),
+        ValueError,
+        ("seed must be an integer in [0, 2**64)", "18446744073709551616"),
+    ),
+    BadInput(
+        "sampler_absurd_num_samples",
+        lambda _: ClassBalancedSampler([0, 1, 1], num_samples=10**13),
+        ValueError,
+        ("num_samples must be at most 2**32", "10000000000000"),
+    ),
+    BadInput(
+        "stratified_split_negative_seed",
+        lambda _: stratified_split([0, 0, 1, 1], seed=-1),
+        ValueError,
+        ("seed must be an integer in [0, 2**64)", "-1"),
+    ),
+    BadInput(
+        "kfold_float_seed",
+        lambda _: stratified_kfold([0, 0, 1, 1], n_splits=2, seed=0.5),  # type: ignore[arg-type]
+        TypeError,
+        ("seed must be an integer", "0.5"),
+    ),
+    # ------------------------------------------------- round 2: metrics
+    BadInput(
+        "metrics_merge_across_auroc_modes",
+        lambda _: BalancedClassificationMetrics(2, auroc="exact").merge_state(
+            [BalancedClassificationMetrics(2, auroc="binned")]
+        ),
+        ValueError,
+        ("auroc='exact'", "auroc='binned'", "metrics[0]"),
+    ),
+    BadInput(
+        "metrics_merge_a_regression_metric",
+        lambda _: BalancedClassificationMetrics(2).merge_state(
+            [RegressionMetrics()]  # type: ignore[list-item]
+        ),
+        ValueError,
+        ("metrics[0] must be a BalancedClassificationMetrics", "RegressionMetrics"),
+    ),
+    BadInput(
+        "regression_merge_a_classification_metric",
+        lambda _: RegressionMetrics().merge_state(
+            [BalancedClassificationMetrics(2)]  # type: ignore[list-item]
+        ),
+        ValueError,
+        ("metrics[0] must be a RegressionMetrics", "BalancedClassificationMetrics"),
+    ),
+    BadInput(
+        "metrics_absurd_class_count",
+        lambda _: BalancedClassificationMetrics(10**6),
+        ValueError,
+        ("n_classes must be at most 46340", "1000000"),
+    ),
+    BadInput(
+        "metrics_absurd_histogram",
+        lambda _: BalancedClassificationMetrics(100, auroc="binned", num_thresholds=10**6),
+        ValueError,
+        ("num_thresholds", "2**31 entries", "1000000"),
+    ),
+    BadInput(
+        "model_absurd_example_batch",
+        lambda _: _tiny_vit().example_input(10**9),
+        ValueError,
+        ("batch_size", "2**32 values", "1000000000"),
+    ),
+    BadInput(
+        "sampler_numpy_float_num_samples",
+        lambda _: ClassBalancedSampler([0, 1, 1], num_samples=np.float64(4.0)),
+        TypeError,
+        ("num_samples must be a positive integer", "4.0"),
+    ),
+    # ------------------------------------------------- round 2: checkpoints
+    BadInput(
+        "checkpoint_extra_unsupported_object_names_path",
+        lambda tmp: save_checkpoint(
+            tmp / "x.pt", _tiny_convnet(), extra={"scores": [1, {"fold": object()}]}
+        ),
+        TypeError,
+        ("extra['scores'][1]['fold']", "object"),
+    ),
+    BadInput(
+        "checkpoint_extra_numpy_array",
+        lambda tmp: save_checkpoint(tmp / "x.pt", _tiny_convnet(), extra={"p": np.zeros(3)}),
+        TypeError,
+        ("extra['p']", "numpy array", "torch.from_numpy"),
+    ),
+    BadInput(
+        "checkpoint_extra_set",
+        lambda tmp: save_checkpoint(tmp / "x.pt", _tiny_convnet(), extra=[{1, 2}]),
+        TypeError,
+        ("extra[0]", "set"),
+    ),
+    BadInput(
+        "checkpoint_extra_contains_itself",
+        lambda tmp: save_checkpoint(tmp / "x.pt", _tiny_convnet(), extra=_self_containing()),
+        TypeError,
+        ("extra[1]", "must not contain itself"),
+    ),
+    BadInput(
+        "checkpoint_map_location_missing_gpu",
+        lambda tmp: load_checkpoint(_saved_convnet(tmp), map_location="cuda:99"),
+        ValueError,
+        ("map_location must be a device available on this machine", "'cuda:99'"),
+    ),
+    BadInput(
+        "checkpoint_map_location_meta",
+        lambda tmp: load_checkpoint(_saved_convnet(tmp), map_location="meta"),
+        ValueError,
+        ("map_location must be a device that holds data", "'meta'"),
+    ),
+    BadInput(
+        "checkpoint_map_location_tpu",
+        lambda tmp: load_checkpoint(_saved_convnet(tmp), map_location="tpu"),
+        ValueError,
+        ("map_location must be a torch device", "'tpu'"),
+    ),
+    BadInput(
+        "checkpoint_epoch_as_string",
+        lambda tmp: load_checkpoint(_crafted(tmp, epoch="7")),
+        ValueError,
+        ("epoch must be an int or None", "'7'"),
+    ),
+    BadInput(
+        "checkpoint_crafted_deep_config",
+        lambda tmp: load_checkpoint(_crafted(tmp, config={"n_blocks": 200_000})),
+        ValueError,
+        # by hand: stem 1*4*9 + 4, blocks 200000 * (4*4*9 + 2*4), head 4*2 + 2
+        ("crafted.pt", "needs 30,400,050 parameters", "holds only"),
+    ),
+    BadInput(
+        "checkpoint_crafted_wide_config",
+        lambda tmp: load_checkpoint(_crafted(tmp, config={"channels": 200_000})),
+        ValueError,
+        ("crafted.pt", "max_parameters=1,000,000,000", "channels=200000"),
+    ),
+    BadInput(
+        "checkpoint_crafted_tensor_shape",
+        lambda tmp: load_checkpoint(_reshaped_weight(tmp)),
+        ValueError,
+        ("do not fit 'convnet'", "stem.weight: file (36,), model (4, 1, 3, 3)"),
+    ),
+    BadInput(
+        "checkpoint_max_parameters_lowered",
+        lambda tmp: load_checkpoint(_saved_convnet(tmp), max_parameters=10),
+        ValueError,
+        ("max_parameters=10", "ConvNetConfig"),
+    ),
+    # ------------------------------------------------- round 2: engine
+    BadInput(
+        "fit_monitor_typo_caught_before_training",
+        lambda _: fit(
+            _linear(),
+            _NeverIterated(),
+            _sgd(_linear()),
+            epochs=1,
+            val_loader=_NeverIterated(),
+            monitor="val_los",
+        ),
+        ValueError,
+        ("monitor must name a numeric record key", "'val_loss'", "'val_los'"),
+    ),
+    BadInput(
+        "fit_monitor_typo_in_metric_field",
+        lambda _: fit(
+            _linear(),
+            _NeverIterated(),
+            _sgd(_linear()),
+            epochs=1,
+            val_loader=_NeverIterated(),
+            metrics=BalancedClassificationMetrics(2),
+            monitor="val_balanced_acuracy",
+        ),
+        ValueError,
+        ("monitor", "'val_balanced_accuracy'", "'val_balanced_acuracy'"),
+    ),
+    BadInput(
+        "train_nan_loss_names_epoch_and_batch",
+        lambda _: fit(
+            _linear(), _two_batches(), _sgd(_linear()), epochs=1, loss_fn=_loss_nan_at_batch_1
+        ),
+        FloatingPointError,
+        ("loss must be finite", "epoch 0, batch 1", "nonfinite_loss='skip'"),
+    ),
+    BadInput(
+        "evaluate_nan_loss_names_batch",
+        lambda _: evaluate(_linear(), _two_batches(), loss_fn=_loss_nan_at_batch_1),
+        FloatingPointError,
+        ("loss must be finite", "evaluation at batch 1"),
+    ),
+    BadInput(
+        "engine_unknown_nonfinite_policy",
+        lambda _: train_one_epoch(
+            _linear(),
+            _two_batches(),
+            _sgd(_linear()),
+            nonfinite_loss="ignore",  # type: ignore[arg-type]
+        ),
+        ValueError,
+        ("nonfinite_loss must be one of", "'ignore'"),
+    ),
+    BadInput(
+        "engine_device_missing_gpu",
+        lambda _: evaluate(_linear(), _two_batches(), device="cuda:99"),
+        ValueError,
+        ("device must be a device available on this machine", "'cuda:99'"),
+    ),
+    BadInput(
+        "engine_device_unknown_type",
+        lambda _: evaluate(_linear(), _two_batches(), device="tpu"),
+        ValueError,
+        ("device must be a torch device", "'tpu'"),
+    ),
+    BadInput(
+        "train_only_empty_batches",
+        lambda _: train_one_epoch(
+            _linear(),
+            [(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))],
+            _sgd(_linear()),
+        ),
+        ValueError,
+        ("loader must yield at least one non-empty batch", "only empty or skipped"),
+    ),
+    # ------------------------------------------------- round 2: data
+    BadInput(
+        "covered_rows_float_index",
+        lambda _: _windows().covered_rows([0.5]),
+        TypeError,
+        ("indices must hold integers", "float64"),
+    ),
+    BadInput(
+        "window_series_beyond_float32",
+        lambda _: SlidingWindowDataset(np.array([[1e39], [1.0], [2.0]]), window=1),
+        ValueError,
+        ("series must lie within the float32 range", "1e+39"),
+    ),
+    BadInput(
+        "window_complex_tensor_series",
+        lambda _: SlidingWindowDataset(torch.ones(4, 1, dtype=torch.complex64), window=1),
+        ValueError,
+        ("series must be numeric (real-valued)", "complex64"),
+    ),
+    BadInput(
+        "window_complex_array_series",
+        lambda _: SlidingWindowDataset(np.ones((4, 1), dtype=np.complex128), window=1),
+        ValueError,
+        ("series must be numeric (real-valued)", "complex128"),
+    ),
+    BadInput(
+        "center_crop_fill_above_uint8",
+        lambda _: CenterCropOrPad(8, fill=300)(torch.zeros(1, 1, 4, 4, dtype=torch.uint8)),
+        ValueError,
+        ("fill must be a whole number in [0, 255]", "torch.uint8", "300"),
+    ),
+    BadInput(
+        "center_crop_fill_below_uint8",
+        lambda _: CenterCropOrPad(8, fill=-1)(torch.zeros(1, 1, 4, 4, dtype=torch.uint8)),
+        ValueError,
+        ("fill must be a whole number in [0, 255]", "-1"),
+    ),
+    BadInput(
+        "center_crop_fractional_fill_uint8",
+        lambda _: CenterCropOrPad(8, fill=0.5)(torch.zeros(1, 1, 4, 4, dtype=torch.uint8)),
+        ValueError,
+        ("fill must be a whole number", "0.5"),
+    ),
+    BadInput(
+        "center_crop_infinite_fill",
+        lambda _: CenterCropOrPad(8, fill=float("inf")),
+        ValueError,
+        ("fill must be a finite number", "inf"),
+    ),
+    BadInput(
+        "scaler_state_nan_mean",
+        lambda _: ZScoreScaler.from_state_dict(
+            {"enabled": True, "eps": 0.0, "mean": [float("nan")], "scale": [1.0]}
+        ),
+        ValueError,
+        ("finite mean", "nan"),
+    ),
+    BadInput(
+        "scaler_state_infinite_scale",
+        lambda _: ZScoreScaler.from_state_dict(
+            {"enabled": True, "eps": 0.0, "mean": [0.0], "scale": [float("inf")]}
+        ),
+        ValueError,
+        ("finite positive scale", "inf"),
+    ),
+    BadInput(
+        "scaler_fit_with_infinite_value",
+        lambda _: ZScoreScaler().fit(np.array([[1.0, 2.0], [3.0, np.inf]])),
+        ValueError,
+        ("x must not hold infinite values", "column(s) [1]"),
+    ),
+    BadInput(
+        "air_quality_decreasing_timestamps",
+        lambda _: _decreasing_air_quality(),
+        ValueError,
+        ("timestamps must be strictly increasing", "2004-03-10T18", "position 1"),
+    ),
 ]
 
 
 def test_table_is_large_and_names_are_unique() -> None:
     names = [case.name for case in CASES]
-    assert len(names) >= 30
+    assert len(names) >= 100
     assert len(set(names)) == len(names)
 
 

@@ -160,11 +160,11 @@ def test_labels_match_sklearn_and_functional_forms(c: int, pairs: list[tuple[int
     assert math.isnan(report.roc_auc)
     assert "labels" in (report.roc_auc_unavailable_reason or "")
     np.testing.assert_array_equal(
-        confusion_matrix(pt, yt, num_classes=c).numpy(),
+        confusion_matrix(pt, yt, n_classes=c).numpy(),
         skm.confusion_matrix(y, y_pred, labels=list(range(c))),
     )
     assert _close(balanced_accuracy(pt, yt), _sk(skm.balanced_accuracy_score, y, y_pred))
-    assert _close(cohen_kappa(pt, yt, num_classes=c), _sk(skm.cohen_kappa_score, y, y_pred))
+    assert _close(cohen_kappa(pt, yt, n_classes=c), _sk(skm.cohen_kappa_score, y, y_pred))
     assert _close(macro_f1(pt, yt), _sk(skm.f1_score, y, y_pred, average="macro", zero_division=0))
 
 
@@ -338,9 +338,9 @@ def test_merge_state_of_halves_equals_whole(auroc: Any) -> None:
             assert torch.equal(value, after[key])
 
 
-def test_merge_state_rejects_other_num_classes() -> None:
+def test_merge_state_rejects_other_n_classes() -> None:
     a = BalancedClassificationMetrics(3)
-    with pytest.raises(ValueError, match="same num_classes"):
+    with pytest.raises(ValueError, match="same n_classes"):
         a.merge_state([BalancedClassificationMetrics(4)])
     b = BalancedClassificationMetrics(3, auroc="binned", num_thresholds=10)
     with pytest.raises(ValueError, match="same num_thresholds"):
@@ -404,14 +404,14 @@ def test_half_precision_probabilities_are_recognised(dtype: torch.dtype) -> None
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"num_classes": 1}, ValueError, "num_classes must be an integer >= 2, got 1"),
-        ({"num_classes": 0}, ValueError, "num_classes must be a positive integer, got 0"),
-        ({"num_classes": 2.0}, TypeError, "num_classes must be a positive integer"),
-        ({"num_classes": 3, "auroc": "fast"}, ValueError, "auroc must be one of"),
-        ({"num_classes": 3, "score_type": "x"}, ValueError, "score_type must be one of"),
-        ({"num_classes": 3, "num_thresholds": 1}, ValueError, "num_thresholds must be"),
-        ({"num_classes": 2, "class_names": ["a"]}, ValueError, "class_names must have"),
-        ({"num_classes": 2, "class_names": "ab"}, TypeError, "class_names must be a sequence"),
+        ({"n_classes": 1}, ValueError, "n_classes must be an integer >= 2, got 1"),
+        ({"n_classes": 0}, ValueError, "n_classes must be a positive integer, got 0"),
+        ({"n_classes": 2.0}, TypeError, "n_classes must be a positive integer"),
+        ({"n_classes": 3, "auroc": "fast"}, ValueError, "auroc must be one of"),
+        ({"n_classes": 3, "score_type": "x"}, ValueError, "score_type must be one of"),
+        ({"n_classes": 3, "num_thresholds": 1}, ValueError, "num_thresholds must be"),
+        ({"n_classes": 2, "class_names": ["a"]}, ValueError, "class_names must have"),
+        ({"n_classes": 2, "class_names": "ab"}, TypeError, "class_names must be a sequence"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs: Any, error: type, match: str) -> None:
@@ -452,14 +452,14 @@ def test_update_rejects_bad_inputs(input: Any, target: Any, error: type, match: 
 def test_functional_forms_reject_bad_inputs() -> None:
     with pytest.raises(ValueError, match="at least one sample"):
         balanced_accuracy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
-    with pytest.raises(ValueError, match="num_classes must be given"):
+    with pytest.raises(ValueError, match="n_classes must be given"):
         confusion_matrix(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
-    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
-        cohen_kappa(torch.tensor([0]), torch.tensor([0]), num_classes=1)
-    with pytest.raises(TypeError, match="num_classes must be a positive integer, got '3'"):
-        confusion_matrix(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), num_classes="3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
+        cohen_kappa(torch.tensor([0]), torch.tensor([0]), n_classes=1)
+    with pytest.raises(TypeError, match="n_classes must be a positive integer, got '3'"):
+        confusion_matrix(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), n_classes="3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"target labels must be in \[0, 2\)"):
-        macro_f1(torch.tensor([0]), torch.tensor([2]), num_classes=2)
+        macro_f1(torch.tensor([0]), torch.tensor([2]), n_classes=2)
 
 
 # --------------------------------------------------------------------------- regression

@@ -13,6 +13,16 @@ containers, strings, numbers and tensors::
 unpickler refuses any other object *before* constructing it, so a crafted file cannot run code.
 The model is then rebuilt from the registry (:func:`cellvision.models.get_model_entry`) and the
 config, and the weights are loaded strictly.
+
+A crafted or corrupted file cannot make loading allocate without bound either: the config's
+parameter count is estimated from its fields and compared with ``max_parameters`` and with the
+number of values the file holds, and the model is first built on the ``meta`` device (no
+memory) to compare every tensor shape with the file's before it is built for real.
+
+What :func:`save_checkpoint` accepts it also loads back equal: numpy scalars, ``IntEnum`` and
+``str``/``float``/``int``/``dict``/``list``/``tuple`` subclasses (``defaultdict``, named
+tuples) are stored as the equal plain Python values; anything else is refused on save with a
+``TypeError`` naming its key path.
 """
 
 from __future__ import annotations
@@ -21,19 +31,23 @@ import json
 import os
 import pickle
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cellvision.config import Config
+from cellvision.config import Config, as_builtin_number, check_device, check_positive_int
 from cellvision.models import get_model_entry, model_name_of, unwrap_model
+from cellvision.models._common import MAX_PARAMETERS
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_PARAMETERS",
     "Checkpoint",
     "UnsafeCheckpointError",
     "load_checkpoint",
@@ -100,20 +114,59 @@ class Checkpoint:
     metadata: dict[str, Any]
 
 
-def _check_plain(value: Any, where: str) -> None:
-    """Raise unless ``value`` is made of what ``torch.load(weights_only=True)`` accepts."""
-    if value is None or isinstance(value, (bool, int, float, str, Tensor, torch.dtype)):
-        return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not (key is None or isinstance(key, (bool, int, float, str))):
-                raise TypeError(f"{where} keys must be strings or numbers, got {key!r}")
-            _check_plain(item, f"{where}[{key!r}]")
-        return
+def _plain_scalar(value: Any) -> Any:
+    """The equal exact ``bool``/``int``/``float``/``str`` of a scalar, or ``NotImplemented``."""
+    value = as_builtin_number(value)  # numpy scalars
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    # Subclasses (IntEnum, np.float64, str enums, ...) would need their class to unpickle; the
+    # base-class methods return the equal plain value without calling overridden methods.
+    if isinstance(value, bool):  # pragma: no cover - bool cannot be subclassed
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return NotImplemented
+
+
+def _plain(value: Any, where: str, active: frozenset[int] = frozenset()) -> Any:
+    """Return ``value`` as what ``torch.load(weights_only=True)`` accepts, equal to it.
+
+    Raises ``TypeError`` naming the key path of the first value that has no plain equivalent.
+    """
+    scalar = _plain_scalar(value)
+    if scalar is not NotImplemented:
+        return scalar
+    if isinstance(value, Tensor):
+        return value if type(value) in (Tensor, nn.Parameter) else value.as_subclass(Tensor)
+    if isinstance(value, torch.dtype):
+        return value
+    if isinstance(value, (list, tuple, dict)):
+        if id(value) in active:
+            raise TypeError(f"{where} must not contain itself (a reference cycle)")
+        inner = active | {id(value)}
+        if isinstance(value, dict):
+            out: dict[Any, Any] = OrderedDict() if type(value) is OrderedDict else {}
+            for key, item in value.items():
+                plain_key = _plain_scalar(key)
+                if plain_key is NotImplemented:
+                    raise TypeError(f"{where} keys must be strings, numbers or None, got {key!r}")
+                out[plain_key] = _plain(item, f"{where}[{key!r}]", inner)
+            # Keep the per-module versions that nn.Module.load_state_dict reads.
+            metadata = getattr(value, "_metadata", None)
+            if isinstance(out, OrderedDict) and metadata is not None:
+                out._metadata = metadata  # type: ignore[attr-defined]
+            return out
+        items = [_plain(item, f"{where}[{i}]", inner) for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{where} must contain only tensors, numbers, strings, None, lists, tuples and "
+            f"dicts, got a numpy array; convert it with torch.from_numpy(...)"
+        )
     raise TypeError(
         f"{where} must contain only tensors, numbers, strings, None, lists, tuples and dicts "
         f"(so that it loads with weights_only=True), got {type(value).__name__}"
@@ -157,7 +210,9 @@ def save_checkpoint(
         The epoch to record.
     extra : object, optional
         Additional data made only of tensors, numbers, strings, ``None``, lists, tuples and
-        dicts, e.g. ``history.to_dict()`` or class names.
+        dicts, e.g. ``history.to_dict()`` or class names. numpy scalars and subclasses of
+        these types (``IntEnum``, ``defaultdict``, named tuples) are stored as the equal
+        plain values, which is what :func:`load_checkpoint` returns.
 
     Returns
     -------
@@ -170,7 +225,8 @@ def save_checkpoint(
         If the model's class is not registered.
     TypeError
         If the model has no :class:`~cellvision.config.Config`, ``epoch`` is not an int, or
-        ``extra``/the optimizer state holds other objects.
+        ``extra``/the optimizer state holds other objects (the message names the key path,
+        e.g. ``extra['scores'][2]``), or contains itself.
     FileNotFoundError
         If the directory of ``path`` does not exist.
 
@@ -207,15 +263,18 @@ def save_checkpoint(
     config = getattr(inner, "config", None)
     if not isinstance(config, Config):
         raise TypeError(f"model.config must be a cellvision Config, got {type(config).__name__}")
-    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+    epoch_value = as_builtin_number(epoch)
+    if epoch_value is not None and (
+        isinstance(epoch_value, bool) or not isinstance(epoch_value, int)
+    ):
         raise TypeError(f"epoch must be an int or None, got {epoch!r}")
-    _check_plain(extra, "extra")
+    extra = _plain(extra, "extra")
     optimizer_state = None
     if optimizer is not None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {optimizer!r}")
-        optimizer_state = optimizer.state_dict()
-        _check_plain(optimizer_state, "optimizer state_dict")
+        # e.g. lr=np.float64(0.01) from a sweep: stored as the equal float
+        optimizer_state = _plain(optimizer.state_dict(), "optimizer state_dict")
 
     from cellvision import __version__
 
@@ -227,7 +286,7 @@ def save_checkpoint(
         # The OrderedDict keeps its _metadata (per-module versions used by load_state_dict).
         "state_dict": inner.state_dict(),
         "optimizer_state_dict": optimizer_state,
-        "epoch": epoch,
+        "epoch": epoch_value,
         "extra": extra,
         "cellvision_version": __version__,
         "torch_version": str(torch.__version__),
@@ -298,9 +357,39 @@ def _validate_payload(payload: Any, path: Path) -> dict[str, Any]:
     return payload
 
 
+def _state_values(state_dict: dict[str, Any]) -> int:
+    return sum(t.numel() for t in state_dict.values() if isinstance(t, Tensor))
+
+
+def _check_fits(model: nn.Module, state_dict: dict[str, Any], where: str, name: str) -> None:
+    """Compare the model's state (built on meta: no memory) with the file's, key by key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {where} weights do not fit {name!r}: missing keys {missing[:10]!r}"
+            f"{' ...' if len(missing) > 10 else ''}, unexpected keys {unexpected[:10]!r}"
+            f"{' ...' if len(unexpected) > 10 else ''}"
+        )
+    wrong = [
+        f"{k}: file {tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}, "
+        f"model {tuple(expected[k].shape)}"
+        for k, v in state_dict.items()
+        if not isinstance(v, Tensor) or v.shape != expected[k].shape
+    ]
+    if wrong:
+        raise ValueError(
+            f"checkpoint {where} weights do not fit {name!r} with its config: "
+            f"{'; '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''}"
+        )
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     map_location: str | torch.device | None = None,
+    *,
+    max_parameters: int = MAX_PARAMETERS,
 ) -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint` and rebuild its model.
 
@@ -310,6 +399,11 @@ def load_checkpoint(
     ``config_class.from_dict`` and the weights are loaded strictly. Building the model does not
     advance the global random number generator.
 
+    Before anything is allocated, the config's parameter count (``config.parameter_count()``
+    for the built-in models) must be at most ``max_parameters`` and at most the number of
+    values the file holds, and the model built on the ``meta`` device must have exactly the
+    file's tensor names and shapes; so a crafted file fails fast with ``ValueError``.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -317,6 +411,9 @@ def load_checkpoint(
     map_location : str or torch.device, optional
         Where to put the loaded tensors (as in :func:`torch.load`); the rebuilt model is moved
         there too. Default: the devices the tensors were saved from.
+    max_parameters : int, default :data:`MAX_PARAMETERS` (10**9)
+        Refuse a config describing more parameters than this. Model constructors refuse
+        configs above ``cellvision.models.MAX_PARAMETERS`` in any case.
 
     Returns
     -------
@@ -330,8 +427,10 @@ def load_checkpoint(
     ValueError
         If the file is not a cellvision checkpoint, is newer than this release, lacks a
         required key, names a model that is not registered (import the module that registers
-        it first), holds an invalid config, or its weights do not match the model (missing,
-        unexpected or mis-shaped entries are listed).
+        it first), holds an invalid config or one above ``max_parameters``, holds an
+        ``epoch`` that is not an int, its weights do not match the model (missing, unexpected
+        or mis-shaped entries are listed), or ``map_location`` is not an available device
+        (``"cuda"`` without a GPU, ``"meta"``, ``"tpu"``).
     FileNotFoundError
         If ``path`` does not exist.
 
@@ -349,7 +448,11 @@ def load_checkpoint(
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"path must be an existing checkpoint file, got {str(source)!r}")
+    if map_location is not None:
+        map_location = check_device("map_location", map_location)
+    max_parameters = check_positive_int("max_parameters", max_parameters)
     payload = _validate_payload(_read(source, map_location), source)
+    where = repr(str(source))
     name: str = payload["model_name"]
     try:
         entry = get_model_entry(name)
@@ -365,11 +468,37 @@ def load_checkpoint(
             f"checkpoint {str(source)!r} holds an invalid {entry.config_class.__name__}: {exc}"
         ) from exc
 
+    state_dict = payload["state_dict"]
+    count_parameters = getattr(config, "parameter_count", None)
+    if callable(count_parameters):
+        count = int(count_parameters())
+        if count > max_parameters:
+            raise ValueError(
+                f"checkpoint {where} config must describe at most max_parameters="
+                f"{max_parameters:,} parameters, got {count:,} for {name!r}: {config!r}"
+            )
+        held = _state_values(state_dict)
+        if count > held:
+            raise ValueError(
+                f"checkpoint {where} weights do not fit {name!r} with its config: the config "
+                f"needs {count:,} parameters but the file holds only {held:,} values"
+            )
+    skeleton: nn.Module | None
+    try:
+        with torch.device("meta"):
+            skeleton = entry.model_class(config)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {where} holds a config {name!r} cannot use: {exc}") from exc
+    except Exception:  # a user model that cannot be built on meta (it reads tensor data)
+        skeleton = None  # the strict load_state_dict below still compares every tensor
+    if skeleton is not None:
+        _check_fits(skeleton, state_dict, where, name)
+        del skeleton
+
     # Model construction draws random initial weights that are overwritten immediately; keep
     # the caller's random stream untouched.
     with torch.random.fork_rng(devices=[]):
         model = entry.model_class(config)
-    state_dict = payload["state_dict"]
     try:
         result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as exc:  # shape mismatches
@@ -385,13 +514,20 @@ def load_checkpoint(
         model.to(map_location)
 
     epoch = payload.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise ValueError(f"checkpoint {where} epoch must be an int or None, got {epoch!r}")
     optimizer_state = payload.get("optimizer_state_dict")
+    if optimizer_state is not None and not isinstance(optimizer_state, dict):
+        raise ValueError(
+            f"checkpoint {where} optimizer_state_dict must be a dict or None, got "
+            f"{type(optimizer_state).__name__}"
+        )
     return Checkpoint(
         model=model,
         model_name=name,
         config=config,
-        epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
-        optimizer_state_dict=optimizer_state if isinstance(optimizer_state, dict) else None,
+        epoch=epoch,
+        optimizer_state_dict=optimizer_state,
         extra=payload.get("extra"),
         format_version=payload["format_version"],
         metadata={

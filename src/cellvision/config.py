@@ -15,30 +15,78 @@ import dataclasses
 import functools
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
+import numpy as np
 from typing_extensions import Self
 
 __all__ = [
     "Config",
+    "as_builtin_number",
     "check_choice",
+    "check_device",
     "check_non_negative_int",
     "check_positive_float",
     "check_positive_int",
     "check_probability",
+    "check_seed",
 ]
 
 _C = TypeVar("_C", bound="Config")
 
 _TRUE_STRINGS = frozenset({"true", "yes", "on", "1"})
 _FALSE_STRINGS = frozenset({"false", "no", "off", "0"})
+_NONE_STRINGS = frozenset({"none", "null"})
+# ASCII digits only: int() and float() also accept "1_0" and non-ASCII digits such as "\u0663".
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(
+    r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE
+)
 
 
-def check_positive_int(name: str, value: object) -> None:
-    """Raise unless ``value`` is an ``int`` (not ``bool``) greater than zero.
+def as_builtin_number(value: object) -> object:
+    """Return numpy scalars as the equal Python ``bool``/``int``/``float``; anything else as is.
+
+    This is the one coercion behind every ``check_*`` helper, so numpy numbers (``np.int64``
+    from ``array.shape`` or ``argmax``, ``np.float32`` from a computation) are accepted wherever
+    Python numbers are, and the stored value is a plain Python number that serialises to JSON.
+    ``numpy.bool_`` becomes ``bool`` (and is therefore still refused where an integer is needed).
+
+    Parameters
+    ----------
+    value : object
+        Any value.
+
+    Returns
+    -------
+    object
+        ``bool(value)``, ``int(value)`` or ``float(value)`` for a numpy bool, integer or floating
+        scalar; ``value`` unchanged otherwise.
+
+    Examples
+    --------
+    >>> as_builtin_number(np.int64(4)), as_builtin_number(np.float32(0.5)), as_builtin_number("a")
+    (4, 0.5, 'a')
+    >>> type(as_builtin_number(np.float64(0.25)))
+    <class 'float'>
+    """
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int``; raise unless it is an integer (not ``bool``) above zero.
+
+    Numpy integers are accepted (see :func:`as_builtin_number`).
 
     Parameters
     ----------
@@ -46,6 +94,11 @@ def check_positive_int(name: str, value: object) -> None:
         Field or argument name used in the error message.
     value : object
         The value to check.
+
+    Returns
+    -------
+    int
+        The value as a Python ``int``.
 
     Raises
     ------
@@ -56,20 +109,25 @@ def check_positive_int(name: str, value: object) -> None:
 
     Examples
     --------
-    >>> check_positive_int("n_blocks", 4)
+    >>> check_positive_int("n_blocks", np.int64(4))
+    4
     >>> check_positive_int("n_blocks", 0)
     Traceback (most recent call last):
         ...
     ValueError: n_blocks must be a positive integer, got 0
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value <= 0:
+    if number <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
 
 
-def check_non_negative_int(name: str, value: object) -> None:
-    """Raise unless ``value`` is an ``int`` (not ``bool``) greater than or equal to zero.
+def check_non_negative_int(name: str, value: object) -> int:
+    """Return ``value`` as an ``int``; raise unless it is an integer (not ``bool``) ``>= 0``.
+
+    Numpy integers are accepted (see :func:`as_builtin_number`).
 
     Parameters
     ----------
@@ -77,6 +135,11 @@ def check_non_negative_int(name: str, value: object) -> None:
         Field or argument name used in the error message.
     value : object
         The value to check.
+
+    Returns
+    -------
+    int
+        The value as a Python ``int``.
 
     Raises
     ------
@@ -88,19 +151,67 @@ def check_non_negative_int(name: str, value: object) -> None:
     Examples
     --------
     >>> check_non_negative_int("gap_hours", 0)
+    0
     >>> check_non_negative_int("gap_hours", -1)
     Traceback (most recent call last):
         ...
     ValueError: gap_hours must be a non-negative integer, got -1
     """
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
-    if value < 0:
+    if number < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return number
 
 
-def check_positive_float(name: str, value: object) -> None:
-    """Raise unless ``value`` is a finite real number greater than zero.
+def check_seed(name: str, value: object) -> int:
+    """Return a random seed as an ``int``; raise unless it is an integer in ``[0, 2**64)``.
+
+    Seeds are reduced to 64 bits by the generators, so a larger seed would silently draw the
+    same numbers as a smaller one (``2**64`` as ``0``); a negative one is refused by numpy with
+    a message that names no argument.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in the error message.
+    value : object
+        The value to check (numpy integers are accepted).
+
+    Returns
+    -------
+    int
+        The seed as a Python ``int``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If ``value`` is negative or at least ``2**64``.
+
+    Examples
+    --------
+    >>> check_seed("seed", np.uint64(7))
+    7
+    >>> check_seed("seed", 2**64)
+    Traceback (most recent call last):
+        ...
+    ValueError: seed must be an integer in [0, 2**64), got 18446744073709551616
+    """
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TypeError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+    if not 0 <= number < 2**64:
+        raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+    return number
+
+
+def check_positive_float(name: str, value: object) -> float:
+    """Return ``value`` as a ``float``; raise unless it is a finite real number above zero.
+
+    Numpy numbers are accepted (see :func:`as_builtin_number`).
 
     Parameters
     ----------
@@ -108,6 +219,11 @@ def check_positive_float(name: str, value: object) -> None:
         Field or argument name used in the error message.
     value : object
         The value to check.
+
+    Returns
+    -------
+    float
+        The value as a Python ``float``.
 
     Raises
     ------
@@ -118,20 +234,31 @@ def check_positive_float(name: str, value: object) -> None:
 
     Examples
     --------
-    >>> check_positive_float("lr", 1e-3)
+    >>> check_positive_float("lr", np.float32(0.5))
+    0.5
     >>> check_positive_float("lr", float("nan"))
     Traceback (most recent call last):
         ...
     ValueError: lr must be a finite number > 0, got nan
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"{name} must be a finite number > 0, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
+    try:
+        result = float(number)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(
+            f"{name} must be a finite number > 0, got an integer of {len(str(number))} digits"
+        ) from None
+    if not math.isfinite(result) or result <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return result
 
 
-def check_probability(name: str, value: object, *, inclusive_high: bool = False) -> None:
-    """Raise unless ``value`` is a real number in ``[0, 1)`` (or ``[0, 1]``).
+def check_probability(name: str, value: object, *, inclusive_high: bool = False) -> float:
+    """Return ``value`` as a ``float``; raise unless it is a real number in ``[0, 1)`` (``[0, 1]``).
+
+    Numpy numbers are accepted (see :func:`as_builtin_number`).
 
     Parameters
     ----------
@@ -142,6 +269,11 @@ def check_probability(name: str, value: object, *, inclusive_high: bool = False)
     inclusive_high : bool, default False
         Accept exactly ``1.0`` as well.
 
+    Returns
+    -------
+    float
+        The value as a Python ``float``.
+
     Raises
     ------
     TypeError
@@ -151,18 +283,21 @@ def check_probability(name: str, value: object, *, inclusive_high: bool = False)
 
     Examples
     --------
-    >>> check_probability("dropout", 0.1)
+    >>> check_probability("dropout", np.float32(0.5))
+    0.5
     >>> check_probability("dropout", 1.0)
     Traceback (most recent call last):
         ...
     ValueError: dropout must be in [0, 1), got 1.0
     """
     interval = "[0, 1]" if inclusive_high else "[0, 1)"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"{name} must be a number in {interval}, got {value!r}")
-    ok = 0.0 <= value <= 1.0 if inclusive_high else 0.0 <= value < 1.0
+    ok = 0.0 <= number <= 1.0 if inclusive_high else 0.0 <= number < 1.0
     if not ok:  # also rejects NaN, for which every comparison is False
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(number)
 
 
 def check_choice(name: str, value: object, choices: Iterable[object]) -> None:
@@ -280,7 +415,7 @@ class Config:
         ValueError: unknown C field(s) ['dept']; valid fields are ['depth']
         """
         valid = cls.field_names()
-        unknown = sorted(k for k in keys if k not in valid)
+        unknown = sorted((k for k in keys if k not in valid), key=repr)
         if unknown:
             raise ValueError(
                 f"unknown {cls.__name__} field(s) {unknown!r}; valid fields are {list(valid)!r}"
@@ -388,7 +523,9 @@ class Config:
         Raises
         ------
         ValueError
-            If the text is not a JSON object or holds unknown or invalid fields.
+            If the text is not UTF-8, not a JSON object or holds unknown or invalid fields.
+        TypeError
+            If ``text`` is neither ``str`` nor ``bytes``.
 
         Examples
         --------
@@ -399,6 +536,17 @@ class Config:
         >>> C.from_json('{"sizes": [5]}')
         C(sizes=(5,))
         """
+        if isinstance(text, (bytes, bytearray)):
+            raw = bytes(text)
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ValueError(
+                    f"text must be UTF-8 encoded JSON, got undecodable bytes "
+                    f"{raw[exc.start : exc.start + 8]!r} at byte {exc.start}"
+                ) from None
+        elif not isinstance(text, str):
+            raise TypeError(f"text must be a str or bytes, got {type(text).__name__}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -433,6 +581,7 @@ class Config:
         >>> Outer().to_flat_dict()
         {'inner.width': 8}
         """
+        _check_sep(sep)
         out: dict[str, Any] = {}
         for name in self.field_names():
             value = getattr(self, name)
@@ -449,7 +598,9 @@ class Config:
 
         Values are coerced to the declared field types: ``"3"`` becomes ``3`` for an ``int``
         field, ``"1e-3"`` becomes ``0.001`` for a ``float`` field, ``"true"``/``"false"``
-        become booleans, and a JSON list string becomes a tuple for a tuple field.
+        become booleans, ``"none"``/``"null"`` become ``None`` for an optional field, and a
+        JSON list string becomes a tuple for a tuple field. Number strings must be plain ASCII
+        decimal literals: ``"1_0"`` and non-ASCII digits are refused.
 
         Parameters
         ----------
@@ -466,7 +617,7 @@ class Config:
         Raises
         ------
         ValueError
-            If a key is unknown or a value cannot be parsed for its field.
+            If a key is unknown, ``sep`` is empty or a value cannot be parsed for its field.
 
         Examples
         --------
@@ -475,9 +626,11 @@ class Config:
         ... class C(Config):
         ...     depth: int = 1
         ...     sizes: tuple[int, ...] = ()
-        >>> C.from_flat_dict({"depth": "3", "sizes": "[8, 16]"})
-        C(depth=3, sizes=(8, 16))
+        ...     width: int | None = 4
+        >>> C.from_flat_dict({"depth": "3", "sizes": "[8, 16]", "width": "none"})
+        C(depth=3, sizes=(8, 16), width=None)
         """
+        _check_sep(sep)
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a mapping, got {type(data).__name__}")
         nested: dict[str, Any] = {}
@@ -539,6 +692,9 @@ class Config:
         _require_dataclass(cls)
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        for key in data:
+            if not isinstance(key, str):
+                raise TypeError(f"data keys must be field names (str), got {key!r}")
         cls.check_keys(data)
         hints = _field_types(cls)  # type: ignore[arg-type]
         kwargs = {
@@ -571,6 +727,11 @@ def _field_types(cls: type[Config]) -> dict[str, Any]:
         ) from exc
 
 
+def _check_sep(sep: object) -> None:
+    if not isinstance(sep, str) or not sep:
+        raise ValueError(f"sep must be a non-empty string, got {sep!r}")
+
+
 def _require_dataclass(cls: type) -> None:
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls.__name__} must be declared with @dataclasses.dataclass")
@@ -585,9 +746,17 @@ def _coerce(value: Any, tp: Any, name: str, parse_strings: bool, sep: str) -> An
     """Convert ``value`` to the annotated type ``tp`` where the conversion is lossless."""
     if tp is Any or tp is object:
         return value
+    value = as_builtin_number(value)
     if _is_union(tp):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
+            return None
+        if (
+            parse_strings
+            and type(None) in args
+            and isinstance(value, str)
+            and value.strip().lower() in _NONE_STRINGS
+        ):
             return None
         errors: list[str] = []
         for arg in args:
@@ -642,22 +811,22 @@ def _coerce(value: Any, tp: Any, name: str, parse_strings: bool, sep: str) -> An
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        if parse_strings and isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
+        if parse_strings and isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            return int(value.strip())
         raise TypeError(f"{name} must be an int, got {value!r}")
     if tp is float:
         if isinstance(value, bool):
             raise TypeError(f"{name} must be a float, got {value!r}")
         if isinstance(value, (int, float)):
-            return float(value)
-        if parse_strings and isinstance(value, str):
             try:
-                return float(value.strip())
-            except ValueError:
-                pass
+                return float(value)
+            except OverflowError:  # an int beyond the float range, e.g. 10**400 from JSON
+                raise ValueError(
+                    f"{name} must be a number within the float range, got an integer of "
+                    f"{len(str(abs(value)))} digits"
+                ) from None
+        if parse_strings and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value.strip())
         raise TypeError(f"{name} must be a float, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -677,3 +846,61 @@ def _parse_json_sequence(text: str) -> Any:
         if not stripped:
             return []
         return [part.strip() for part in stripped.split(",")]
+
+
+def check_device(name: str, value: object) -> Any:
+    """Return ``value`` as a :class:`torch.device` that exists on this machine.
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in the error message.
+    value : str or torch.device
+        For example ``"cpu"``, ``"cuda"`` or ``torch.device("cuda", 1)``.
+
+    Returns
+    -------
+    torch.device
+        The parsed device.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither a string nor a :class:`torch.device`.
+    ValueError
+        If it names no device type torch knows (``"tpu"``), the ``"meta"`` device (which holds
+        no data), or a device this machine lacks (``"cuda"`` without a GPU, ``"cuda:3"`` with
+        two GPUs).
+
+    Examples
+    --------
+    >>> check_device("device", "cpu")
+    device(type='cpu')
+    >>> check_device("device", "tpu")
+    Traceback (most recent call last):
+        ...
+    ValueError: device must be a torch device such as 'cpu' or 'cuda', got 'tpu'
+    """
+    import torch
+
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a str or torch.device, got {value!r}")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"{name} must be a torch device such as 'cpu' or 'cuda', got {value!r}"
+        ) from None
+    if device.type == "meta":
+        raise ValueError(f"{name} must be a device that holds data, got {value!r} (meta)")
+    if device.type == "cpu":
+        return device
+    try:  # an empty tensor is the cheapest probe of whether the device exists here
+        torch.empty(0, device=device)
+    except Exception as exc:  # torch raises RuntimeError, AssertionError, ImportError, ...
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:120] if text else type(exc).__name__
+        raise ValueError(
+            f"{name} must be a device available on this machine, got {value!r} ({reason})"
+        ) from None
+    return device

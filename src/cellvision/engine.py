@@ -19,10 +19,12 @@ all-reduced, so every rank sees the global values.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,13 +35,14 @@ import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
 from torch import Tensor, nn
 from torcheval.metrics import Metric
 
-from cellvision.config import check_choice, check_positive_int
+from cellvision.config import as_builtin_number, check_choice, check_device, check_positive_int
 from cellvision.models import unwrap_model
 
 __all__ = [
     "EvalResult",
     "History",
     "LossFn",
+    "NonFiniteLoss",
     "ProgressArg",
     "TrainStats",
     "evaluate",
@@ -52,7 +55,12 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 #: ``None``/``False`` (no bar), ``True`` (a tqdm bar) or a callable wrapping the loader.
 ProgressArg = bool | Callable[[Iterable[Any]], Iterable[Any]] | None
 
+#: What to do with a batch whose loss is NaN or infinite: ``"raise"`` a ``FloatingPointError``
+#: naming the epoch and the batch, or ``"skip"`` it (no update) with a ``RuntimeWarning``.
+NonFiniteLoss = Literal["raise", "skip"]
+
 _MODES = ("min", "max")
+_NONFINITE_POLICIES = ("raise", "skip")
 
 
 # --------------------------------------------------------------------------- results
@@ -162,10 +170,8 @@ def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torc
             first = next(iter(model.buffers()), None)
         return first.device if first is not None else torch.device("cpu")
     if isinstance(device, (str, torch.device)):
-        try:
-            return torch.device(device)
-        except RuntimeError as exc:
-            raise ValueError(f"device must be a valid torch device, got {device!r}") from exc
+        dev: torch.device = check_device("device", device)
+        return dev
     raise TypeError(f"device must be a torch.device, a string or None, got {device!r}")
 
 
@@ -244,6 +250,34 @@ def _check_scalar_loss(loss: object) -> Tensor:
             f"loss_fn must return a scalar tensor (use reduction='mean'), got {shape!r}"
         )
     return loss
+
+
+def _batch_size(x: Tensor) -> int:
+    return int(x.shape[0]) if x.ndim else 1
+
+
+def _finite_loss(loss: Tensor, policy: str, epoch: int | None, batch: int, stage: str) -> bool:
+    """``True`` when ``loss`` is finite; otherwise raise or warn according to ``policy``.
+
+    One host synchronisation per batch: the decision has to be taken before the update.
+    """
+    value = loss.item()  # the one host sync: cheaper than isfinite() and then bool()
+    if math.isfinite(value):
+        return True
+    where = f"epoch {epoch}, batch {batch}" if epoch is not None else f"batch {batch}"
+    if policy == "raise":
+        raise FloatingPointError(
+            f"loss must be finite, got {value} in {stage} at {where} (0-based); the model "
+            "diverged or the batch holds NaN/inf values: lower the learning rate, clip the "
+            "gradients (grad_clip_norm), check the data, or pass nonfinite_loss='skip' to "
+            "skip such batches with a warning"
+        )
+    warnings.warn(f"skipping {stage} {where}: its loss is {value}", RuntimeWarning, stacklevel=3)
+    return False
+
+
+def _check_nonfinite_policy(policy: object) -> None:
+    check_choice("nonfinite_loss", policy, _NONFINITE_POLICIES)
 
 
 def _backward(loss: Any) -> None:
@@ -333,6 +367,8 @@ def train_one_epoch(
     amp_dtype: torch.dtype | None = None,
     grad_scaler: Any = None,
     progress: ProgressArg = None,
+    nonfinite_loss: NonFiniteLoss = "raise",
+    epoch: int | None = None,
 ) -> TrainStats:
     """Train ``model`` for one pass over ``loader``.
 
@@ -340,7 +376,10 @@ def train_one_epoch(
     apply ``batch_transform`` to the inputs on the device, run the forward pass and ``loss_fn``
     under :func:`torch.autocast` when ``amp_dtype`` is set, back-propagate, clip the gradient
     norm, step the optimizer and then the scheduler. The model's previous train/eval mode is
-    restored afterwards.
+    restored afterwards. Empty batches (zero samples, e.g. from a filtering collate function)
+    are skipped. A batch whose loss is NaN or infinite stops training with a
+    ``FloatingPointError`` naming the epoch and the batch before it can reach the weights, or
+    is skipped with a warning under ``nonfinite_loss="skip"``.
 
     Parameters
     ----------
@@ -373,17 +412,27 @@ def train_one_epoch(
     progress : bool or callable, optional
         ``True`` shows a tqdm bar (the ``progress`` extra); a callable receives the loader and
         returns the iterable to loop over.
+    nonfinite_loss : {"raise", "skip"}, default "raise"
+        What to do with a batch whose loss is NaN or infinite: raise, or skip the batch (no
+        backward pass, no optimizer or scheduler step) with a ``RuntimeWarning``. Under DDP
+        keep ``"raise"``: a rank that skips a batch its peers train on stalls them.
+    epoch : int, optional
+        The epoch number, only used in the messages (:func:`fit` passes it).
 
     Returns
     -------
     TrainStats
-        Mean loss per sample, sample count, seconds and samples per second.
+        Mean loss per sample, sample count, seconds and samples per second (skipped batches
+        are not counted).
 
     Raises
     ------
     ValueError
-        If the loader is empty, ``loss_fn`` does not return a scalar, ``grad_clip_norm`` is not
-        positive or ``amp_dtype`` is unsupported on the device.
+        If the loader yields no non-empty batch with a finite loss, ``loss_fn`` does not return
+        a scalar, ``grad_clip_norm`` is not positive, ``nonfinite_loss`` is unknown or
+        ``amp_dtype`` is unsupported on the device.
+    FloatingPointError
+        If a batch's loss is not finite and ``nonfinite_loss="raise"``.
     TypeError
         If the loader does not yield ``(inputs, targets)`` tensor pairs.
     ImportError
@@ -405,6 +454,8 @@ def train_one_epoch(
     """
     dev = _resolve_device(model, device)
     _check_amp_dtype(dev, amp_dtype)
+    _check_nonfinite_policy(nonfinite_loss)
+    grad_clip_norm = as_builtin_number(grad_clip_norm)  # type: ignore[assignment]
     if grad_clip_norm is not None and (
         isinstance(grad_clip_norm, bool)
         or not isinstance(grad_clip_norm, (int, float))
@@ -424,14 +475,18 @@ def train_one_epoch(
     count = 0
     start = time.perf_counter()
     try:
-        for batch in _progress(loader, progress, "train"):
+        for index, batch in enumerate(_progress(loader, progress, "train")):
             x, y = _move_batch(batch, dev, non_blocking)
+            if _batch_size(x) == 0:
+                continue  # an empty batch's mean loss is NaN and it carries no gradient
             if batch_transform is not None:
                 x = batch_transform(x)
             optimizer.zero_grad(set_to_none=True)
             with _autocast(dev, amp_dtype):
                 outputs = model(x)
                 loss = _check_scalar_loss(loss_fn(outputs, y))
+            if not _finite_loss(loss, nonfinite_loss, epoch, index, "training"):
+                continue
             if scaler is not None:
                 scaler.scale(loss).backward()
                 if grad_clip_norm is not None:
@@ -446,13 +501,16 @@ def train_one_epoch(
                 optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            batch_size = x.shape[0]
+            batch_size = _batch_size(x)
             loss_sum += loss.detach().double() * batch_size
             count += batch_size
     finally:
         model.train(was_training)
     if count == 0:
-        raise ValueError("loader must yield at least one batch, got an empty loader")
+        raise ValueError(
+            "loader must yield at least one non-empty batch with a finite loss, got an empty "
+            "loader or only empty or skipped batches"
+        )
     mean_loss, n = _global_mean(loss_sum, count)
     seconds = time.perf_counter() - start
     return TrainStats(
@@ -472,6 +530,8 @@ def evaluate(
     device: torch.device | str | None = None,
     amp_dtype: torch.dtype | None = None,
     progress: ProgressArg = None,
+    nonfinite_loss: NonFiniteLoss = "raise",
+    epoch: int | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``loader`` without gradients, in eval mode.
 
@@ -479,7 +539,9 @@ def evaluate(
     for every batch (outputs in float32 even under autocast) and computed at the end; under an
     initialised :mod:`torch.distributed` process group they are synchronised across ranks with
     :func:`torcheval.metrics.toolkit.sync_and_compute` and the loss is all-reduced. The model's
-    previous train/eval mode is restored afterwards.
+    previous train/eval mode is restored afterwards. Empty batches are skipped; a batch whose
+    loss is not finite raises (or, with ``nonfinite_loss="skip"``, is left out of the loss
+    and the metrics with a warning).
 
     Parameters
     ----------
@@ -501,6 +563,10 @@ def evaluate(
         Run the forward pass under :func:`torch.autocast` with this dtype.
     progress : bool or callable, optional
         As in :func:`train_one_epoch`.
+    nonfinite_loss : {"raise", "skip"}, default "raise"
+        As in :func:`train_one_epoch` (only used with a ``loss_fn``).
+    epoch : int, optional
+        The epoch number, only used in the messages.
 
     Returns
     -------
@@ -511,7 +577,10 @@ def evaluate(
     Raises
     ------
     ValueError
-        If the loader is empty or a metric would produce a value named ``"loss"``.
+        If the loader yields no non-empty batch (with a finite loss), ``nonfinite_loss`` is
+        unknown or a metric would produce a value named ``"loss"``.
+    FloatingPointError
+        If a batch's loss is not finite and ``nonfinite_loss="raise"``.
     TypeError
         If ``metrics`` is not a metric or a mapping of metrics, or the loader does not yield
         ``(inputs, targets)`` pairs.
@@ -529,6 +598,7 @@ def evaluate(
     """
     dev = _resolve_device(model, device)
     _check_amp_dtype(dev, amp_dtype)
+    _check_nonfinite_policy(nonfinite_loss)
     named, single = _named_metrics(metrics)
     for metric in named.values():
         metric.reset()
@@ -542,22 +612,29 @@ def evaluate(
     start = time.perf_counter()
     try:
         with torch.no_grad():
-            for batch in _progress(loader, progress, "eval"):
+            for index, batch in enumerate(_progress(loader, progress, "eval")):
                 x, y = _move_batch(batch, dev, non_blocking)
+                if _batch_size(x) == 0:
+                    continue
                 with _autocast(dev, amp_dtype):
                     outputs = model(x)
                 if outputs.is_floating_point():
                     outputs = outputs.float()
                 if loss_fn is not None:
                     loss = _check_scalar_loss(loss_fn(outputs, y))
-                    loss_sum += loss.double() * x.shape[0]
+                    if not _finite_loss(loss, nonfinite_loss, epoch, index, "evaluation"):
+                        continue
+                    loss_sum += loss.double() * _batch_size(x)
                 for metric in named.values():
                     metric.update(outputs, y)
-                count += x.shape[0]
+                count += _batch_size(x)
     finally:
         model.train(was_training)
     if count == 0:
-        raise ValueError("loader must yield at least one batch, got an empty loader")
+        raise ValueError(
+            "loader must yield at least one non-empty batch (with a finite loss), got an empty "
+            "loader or only empty or skipped batches"
+        )
     mean_loss, n = _global_mean(loss_sum, count)
     if _distributed():
         from torcheval.metrics.toolkit import sync_and_compute
@@ -946,6 +1023,7 @@ def fit(
     restore_best: bool = False,
     progress: ProgressArg = None,
     on_epoch_end: Callable[[History], object] | None = None,
+    nonfinite_loss: NonFiniteLoss = "raise",
 ) -> History:
     """Train for up to ``epochs`` epochs, evaluating after each, and return the history.
 
@@ -988,9 +1066,15 @@ def fit(
         Smallest change of ``monitor`` that counts as an improvement.
     restore_best : bool, default False
         Keep a CPU copy of the weights of the best epoch and load it into the model at the end.
+        Weights holding NaN or inf are never kept; when no epoch had a finite ``monitor`` value
+        and finite weights, the final weights stay and a ``RuntimeWarning`` says so.
     on_epoch_end : callable, optional
         Called as ``on_epoch_end(history)`` after each epoch's record is appended (for logging,
         checkpoints or epoch-level schedulers).
+    nonfinite_loss : {"raise", "skip"}, default "raise"
+        A NaN or infinite batch loss stops training with a ``FloatingPointError`` naming the
+        epoch and the batch, or (``"skip"``) that batch is skipped with a warning; see
+        :func:`train_one_epoch`.
 
     Returns
     -------
@@ -1003,8 +1087,11 @@ def fit(
     ValueError
         If ``epochs`` or ``patience`` is not a positive integer, ``mode`` is invalid,
         ``min_delta`` is negative, or ``monitor`` is not a numeric key of the records (the
-        message lists the keys). A ``None`` or NaN value (an undefined metric) is accepted and
-        never counts as an improvement.
+        message lists the keys; checked before the first epoch wherever the keys are known
+        in advance). A ``None`` or NaN value (an undefined metric) is accepted and never
+        counts as an improvement.
+    FloatingPointError
+        If a batch loss is not finite and ``nonfinite_loss="raise"``.
 
     Examples
     --------
@@ -1021,14 +1108,17 @@ def fit(
     >>> history[-1]["val_loss"] < history[0]["val_loss"]
     True
     """
-    check_positive_int("epochs", epochs)
+    epochs = check_positive_int("epochs", epochs)
     check_choice("mode", mode, _MODES)
     if patience is not None:
-        check_positive_int("patience", patience)
+        patience = check_positive_int("patience", patience)
+    min_delta = as_builtin_number(min_delta)  # type: ignore[assignment]
     if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
         raise ValueError(f"min_delta must be a non-negative number, got {min_delta!r}")
     if monitor is None:
         monitor = "val_loss" if val_loader is not None else "train_loss"
+    _check_nonfinite_policy(nonfinite_loss)
+    _check_monitor_early(monitor, val_loader is not None, metrics)
     dev = _resolve_device(model, device)
     _check_amp_dtype(dev, amp_dtype)
     scaler = _make_grad_scaler(dev, amp_dtype)
@@ -1051,6 +1141,8 @@ def fit(
             amp_dtype=amp_dtype,
             grad_scaler=scaler,
             progress=progress,
+            nonfinite_loss=nonfinite_loss,
+            epoch=epoch,
         )
         record: dict[str, Any] = {
             # Epochs are counted from 1 in records, logs, figures and checkpoints.
@@ -1071,6 +1163,8 @@ def fit(
                 device=dev,
                 amp_dtype=amp_dtype,
                 progress=progress,
+                nonfinite_loss=nonfinite_loss,
+                epoch=epoch,
             )
             record.update({f"val_{key}": value for key, value in result.to_dict().items()})
             timing["val_seconds"] = result.seconds
@@ -1091,10 +1185,9 @@ def fit(
         if improved:
             best_value, stale = value, 0
             if restore_best:
-                best_state = {
-                    k: v.detach().to("cpu", copy=True)
-                    for k, v in unwrap_model(model).state_dict().items()
-                }
+                state = unwrap_model(model).state_dict()
+                if all(_finite_tensor(v) for v in state.values()):
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
         else:
             stale += 1
         if on_epoch_end is not None:
@@ -1103,8 +1196,16 @@ def fit(
             history.stopped_early = True
             break
 
-    if restore_best and best_state is not None:
-        unwrap_model(model).load_state_dict(best_state)
+    if restore_best:
+        if best_state is None:
+            warnings.warn(
+                f"restore_best=True but no epoch had a finite {monitor!r} value and finite "
+                "weights; keeping the weights of the last epoch",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        else:
+            unwrap_model(model).load_state_dict(best_state)
     return history
 
 
@@ -1271,3 +1372,59 @@ def predict_ensemble(
             )
         outputs.append(out)
     return torch.stack(outputs).mean(dim=0)
+
+
+def _finite_tensor(value: object) -> bool:
+    if not isinstance(value, Tensor) or not (value.is_floating_point() or value.is_complex()):
+        return True
+    return bool(torch.isfinite(value).all())
+
+
+def _report_keys(metric: Metric[Any]) -> list[str] | None:
+    """The value names a metric of this library flattens to, or ``None`` when unknown."""
+    from cellvision.metrics import (
+        BalancedClassificationMetrics,
+        ClassificationReport,
+        RegressionMetrics,
+        RegressionReport,
+    )
+
+    if isinstance(metric, BalancedClassificationMetrics):
+        return [f.name for f in dataclasses.fields(ClassificationReport)]
+    if isinstance(metric, RegressionMetrics):
+        return [f.name for f in dataclasses.fields(RegressionReport)]
+    return None
+
+
+def _check_monitor_early(monitor: object, has_val: bool, metrics: object) -> None:
+    """Reject a ``monitor`` that cannot appear in any record, before training starts.
+
+    Keys that depend on what an unknown metric's ``compute()`` returns are checked after the
+    first epoch instead.
+    """
+    if not isinstance(monitor, str):
+        raise TypeError(f"monitor must be a record key (str), got {monitor!r}")
+    known = ["epoch", "train_loss", "train_samples"] + (["val_loss"] if has_val else [])
+    if monitor in known:
+        return
+    named, single = _named_metrics(metrics)
+    if has_val and monitor.startswith("val_"):
+        name = monitor[len("val_") :]
+        if single:
+            (metric,) = named.values()
+            keys = _report_keys(metric)
+            if keys is None:
+                return  # a report's fields or the class name: known after computing
+            known += [f"val_{key}" for key in keys]
+        else:
+            for key, metric in named.items():
+                keys = _report_keys(metric)
+                if keys is None:
+                    if name == key or name.startswith(f"{key}."):
+                        return
+                    known.append(f"val_{key}")
+                else:
+                    known += [f"val_{key}.{field}" for field in keys]
+        if monitor in known:
+            return
+    raise ValueError(f"monitor must name a numeric record key, one of {known!r}, got {monitor!r}")

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -45,7 +44,7 @@ from torch import Tensor
 from torcheval.metrics import Metric
 from typing_extensions import Self
 
-from cellvision.config import check_choice, check_positive_int
+from cellvision.config import as_builtin_number, check_choice, check_positive_int
 
 __all__ = [
     "BalancedClassificationMetrics",
@@ -88,11 +87,20 @@ def _is_integer_dtype(dtype: torch.dtype) -> bool:
     return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
 
 
-def _check_num_classes(num_classes: object) -> int:
-    check_positive_int("num_classes", num_classes)
-    count = typing.cast(int, num_classes)  # an int after the check above
+# Largest number of entries of a metric's state tensor (the (C, C) confusion matrix, the
+# (C, C, T) AUROC histogram): 2**31 int64 entries are 16 GiB, beyond which allocation fails.
+_MAX_STATE_ENTRIES = 1 << 31
+
+
+def _check_n_classes(n_classes: object) -> int:
+    count = check_positive_int("n_classes", n_classes)
     if count < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {count!r}")
+        raise ValueError(f"n_classes must be an integer >= 2, got {count!r}")
+    if count * count > _MAX_STATE_ENTRIES:
+        raise ValueError(
+            f"n_classes must be at most 46340 (its confusion matrix has n_classes**2 entries), "
+            f"got {count!r}"
+        )
     return count
 
 
@@ -117,7 +125,7 @@ def _check_target(target: object, batch_size: int) -> Tensor:
     return target
 
 
-def _split_input(input: object, num_classes: int | None) -> tuple[Tensor | None, Tensor]:
+def _split_input(input: object, n_classes: int | None) -> tuple[Tensor | None, Tensor]:
     """Return ``(scores or None, predicted labels)`` for (B, C) scores or (B,) labels."""
     input = _check_tensor("input", input)
     if input.ndim == 2:
@@ -125,9 +133,9 @@ def _split_input(input: object, num_classes: int | None) -> tuple[Tensor | None,
             raise TypeError(
                 f"input of shape (B, C) must hold floating-point scores, got {input.dtype}"
             )
-        if num_classes is not None and input.shape[1] != num_classes:
+        if n_classes is not None and input.shape[1] != n_classes:
             raise ValueError(
-                f"input must have shape (B, {num_classes}) or (B,), got {tuple(input.shape)}"
+                f"input must have shape (B, {n_classes}) or (B,), got {tuple(input.shape)}"
             )
         if input.shape[1] < 2:
             raise ValueError(f"input must have at least 2 score columns, got {input.shape[1]}")
@@ -141,14 +149,14 @@ def _split_input(input: object, num_classes: int | None) -> tuple[Tensor | None,
         if not _is_integer_dtype(input.dtype):
             raise TypeError(
                 "input of shape (B,) must hold integer predicted labels, got "
-                f"{input.dtype}; pass scores as shape (B, num_classes)"
+                f"{input.dtype}; pass scores as shape (B, n_classes)"
             )
         return None, input
-    shape = f"(B, {num_classes})" if num_classes is not None else "(B, C)"
+    shape = f"(B, {n_classes})" if n_classes is not None else "(B, C)"
     raise ValueError(f"input must have shape {shape} or (B,), got {tuple(input.shape)}")
 
 
-def _check_label_range(num_classes: int, pred: Tensor, target: Tensor, pred_checked: bool) -> None:
+def _check_label_range(n_classes: int, pred: Tensor, target: Tensor, pred_checked: bool) -> None:
     """One host sync for the min/max of the labels; raises on labels outside [0, C)."""
     if target.numel() == 0:
         return
@@ -156,35 +164,35 @@ def _check_label_range(num_classes: int, pred: Tensor, target: Tensor, pred_chec
     if not pred_checked:
         parts += [pred.min().to(target.device), pred.max().to(target.device)]
     bounds = torch.stack([p.to(torch.int64) for p in parts]).tolist()
-    if bounds[0] < 0 or bounds[1] >= num_classes:
+    if bounds[0] < 0 or bounds[1] >= n_classes:
         bad = bounds[0] if bounds[0] < 0 else bounds[1]
-        raise ValueError(f"target labels must be in [0, {num_classes}), got {bad}")
-    if not pred_checked and (bounds[2] < 0 or bounds[3] >= num_classes):
+        raise ValueError(f"target labels must be in [0, {n_classes}), got {bad}")
+    if not pred_checked and (bounds[2] < 0 or bounds[3] >= n_classes):
         bad = bounds[2] if bounds[2] < 0 else bounds[3]
-        raise ValueError(f"input labels must be in [0, {num_classes}), got {bad}")
+        raise ValueError(f"input labels must be in [0, {n_classes}), got {bad}")
 
 
-def _bincount_confusion(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
-    index = target.to(torch.int64) * num_classes + pred.to(torch.int64)
-    return torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes)
+def _bincount_confusion(pred: Tensor, target: Tensor, n_classes: int) -> Tensor:
+    index = target.to(torch.int64) * n_classes + pred.to(torch.int64)
+    return torch.bincount(index, minlength=n_classes * n_classes).view(n_classes, n_classes)
 
 
-def _confusion_from_inputs(input: Tensor, target: Tensor, num_classes: int | None) -> Tensor:
+def _confusion_from_inputs(input: Tensor, target: Tensor, n_classes: int | None) -> Tensor:
     """Validated (C, C) int64 confusion matrix for the functional forms."""
-    if num_classes is not None:
-        num_classes = _check_num_classes(num_classes)
-    scores, pred = _split_input(input, num_classes)
+    if n_classes is not None:
+        n_classes = _check_n_classes(n_classes)
+    scores, pred = _split_input(input, n_classes)
     target = _check_target(target, pred.shape[0])
-    if num_classes is None:
+    if n_classes is None:
         if scores is not None:
-            num_classes = scores.shape[1]
+            n_classes = scores.shape[1]
         else:
             if target.numel() == 0:
-                raise ValueError("num_classes must be given when input and target are empty")
+                raise ValueError("n_classes must be given when input and target are empty")
             found = int(torch.maximum(pred.max(), target.max().to(pred.device)).item()) + 1
-            num_classes = max(found, 2)
-    _check_label_range(num_classes, pred, target.to(pred.device), pred_checked=scores is not None)
-    return _bincount_confusion(pred, target.to(pred.device), num_classes)
+            n_classes = max(found, 2)
+    _check_label_range(n_classes, pred, target.to(pred.device), pred_checked=scores is not None)
+    return _bincount_confusion(pred, target.to(pred.device), n_classes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,16 +251,16 @@ def _count_stats(confusion: Tensor) -> _CountStats:
     )
 
 
-def _exact_auroc_per_class(scores: Tensor, targets: Tensor, num_classes: int) -> Tensor:
+def _exact_auroc_per_class(scores: Tensor, targets: Tensor, n_classes: int) -> Tensor:
     """One-vs-rest AUROC per class, exactly, with ties counted one half (Mann-Whitney U).
 
     ``scores`` is class-major, (C, N), on the CPU. For each class the positive and negative
     scores are sorted (values only: NumPy's SIMD sort) and the smaller group is located in the
     larger with two binary searches; the pair counts are exact integers.
     """
-    result = torch.full((num_classes,), math.nan, dtype=torch.float64)
+    result = torch.full((n_classes,), math.nan, dtype=torch.float64)
     all_scores, all_targets = scores.numpy(), targets.numpy()
-    for c in range(num_classes):
+    for c in range(n_classes):
         positive = all_targets == c
         pos, neg = all_scores[c][positive], all_scores[c][~positive]
         n_pos, n_neg = pos.size, neg.size
@@ -278,9 +286,9 @@ def _exact_auroc_per_class(scores: Tensor, targets: Tensor, num_classes: int) ->
 def _binned_auroc_per_class(histogram: Tensor) -> Tensor:
     """One-vs-rest AUROC per class from (true class, score column, bin) counts."""
     hist = histogram.detach().to(device="cpu", dtype=torch.float64)
-    num_classes = hist.shape[0]
-    result = torch.full((num_classes,), math.nan, dtype=torch.float64)
-    for c in range(num_classes):
+    n_classes = hist.shape[0]
+    result = torch.full((n_classes,), math.nan, dtype=torch.float64)
+    for c in range(n_classes):
         pos = hist[c, c]
         neg = hist[:, c].sum(dim=0) - pos
         n_pos, n_neg = float(pos.sum()), float(neg.sum())
@@ -299,7 +307,7 @@ class ClassificationReport:
     """Result of :meth:`BalancedClassificationMetrics.compute`.
 
     Scalars are Python floats (NaN where a metric is undefined); per-class values are CPU
-    tensors of length ``num_classes`` in class order; ``to_dict()`` gives JSON-ready values.
+    tensors of length ``n_classes`` in class order; ``to_dict()`` gives JSON-ready values.
 
     Attributes
     ----------
@@ -325,13 +333,13 @@ class ClassificationReport:
     roc_auc_unavailable_reason : str or None
         Why ``roc_auc`` is NaN; ``None`` when it was computed.
     per_class_precision, per_class_recall, per_class_f1 : torch.Tensor
-        float64 tensors of shape ``(num_classes,)``.
+        float64 tensors of shape ``(n_classes,)``.
     per_class_support : torch.Tensor
         int64 tensor: number of targets of each class.
     per_class_roc_auc : torch.Tensor
         float64 one-vs-rest AUROC per class (NaN where undefined or unavailable).
     confusion_matrix : torch.Tensor
-        int64 tensor ``(num_classes, num_classes)``; rows are true classes.
+        int64 tensor ``(n_classes, n_classes)``; rows are true classes.
 
     Examples
     --------
@@ -466,6 +474,7 @@ class ClassificationReport:
         cohen kappa:       0.50
         roc auc (macro):   n/a (AUROC unavailable: 4 samples came as labels, no scores)
         """
+        digits = as_builtin_number(digits)  # type: ignore[assignment]
         if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
             raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
 
@@ -569,8 +578,8 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
 
     Parameters
     ----------
-    num_classes : int
-        Number of classes ``C`` (at least 2).
+    n_classes : int
+        Number of classes ``C``, from 2 to 46340 (the confusion matrix has ``C**2`` entries).
     class_names : sequence of str, optional
         Display names, one per class; defaults to ``"0"``, ``"1"``, ...
     auroc : {"exact", "binned", "none"}, default "exact"
@@ -592,9 +601,10 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
     Raises
     ------
     ValueError
-        If ``num_classes < 2``, ``class_names`` has the wrong length, or an option is unknown.
+        If ``n_classes`` is below 2 or above 46340, ``class_names`` has the wrong length, an
+        option is unknown, or the binned AUROC histogram would exceed 2**31 entries.
     TypeError
-        If ``num_classes`` or ``num_thresholds`` is not an integer.
+        If ``n_classes`` or ``num_thresholds`` is not an integer.
 
     Notes
     -----
@@ -621,7 +631,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
 
     def __init__(
         self,
-        num_classes: int,
+        n_classes: int,
         *,
         class_names: Sequence[str] | None = None,
         auroc: AurocMode = "exact",
@@ -629,28 +639,34 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         score_type: ScoreType = "auto",
         device: torch.device | str | None = None,
     ) -> None:
-        self.num_classes = _check_num_classes(num_classes)
+        self.n_classes = n_classes = _check_n_classes(n_classes)
         check_choice("auroc", auroc, _AUROC_MODES)
         check_choice("score_type", score_type, _SCORE_TYPES)
-        check_positive_int("num_thresholds", num_thresholds)
+        num_thresholds = check_positive_int("num_thresholds", num_thresholds)
         if num_thresholds < 2:
             raise ValueError(f"num_thresholds must be an integer >= 2, got {num_thresholds!r}")
+        if auroc == "binned" and n_classes * n_classes * num_thresholds > _MAX_STATE_ENTRIES:
+            raise ValueError(
+                "num_thresholds must keep the (n_classes, n_classes, num_thresholds) AUROC "
+                f"histogram at most 2**31 entries, got num_thresholds={num_thresholds!r} with "
+                f"n_classes={n_classes}"
+            )
         if class_names is None:
-            names = tuple(str(i) for i in range(num_classes))
+            names = tuple(str(i) for i in range(n_classes))
         else:
             if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
                 raise TypeError(f"class_names must be a sequence of str, got {class_names!r}")
             names = tuple(class_names)
-            if len(names) != num_classes:
+            if len(names) != n_classes:
                 raise ValueError(
-                    f"class_names must have num_classes={num_classes} entries, got {names!r}"
+                    f"class_names must have n_classes={n_classes} entries, got {names!r}"
                 )
         self.class_names: tuple[str, ...] = names
         self.auroc: AurocMode = auroc
         self.num_thresholds = num_thresholds
         self.score_type: ScoreType = score_type
         super().__init__(device=torch.device(device) if isinstance(device, str) else device)
-        c = self.num_classes
+        c = self.n_classes
         self._add_state("confusion", torch.zeros(c, c, dtype=torch.int64, device=self.device))
         # Samples that arrived as predicted labels: they make AUROC unavailable.
         self._add_state("num_label_inputs", 0)
@@ -702,10 +718,10 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         Parameters
         ----------
         input : torch.Tensor
-            Scores ``(B, num_classes)`` (logits or probabilities, floating point) or predicted
+            Scores ``(B, n_classes)`` (logits or probabilities, floating point) or predicted
             labels ``(B,)`` (integer).
         target : torch.Tensor
-            True class indices ``(B,)`` (integer) in ``[0, num_classes)``.
+            True class indices ``(B,)`` (integer) in ``[0, n_classes)``.
 
         Returns
         -------
@@ -717,7 +733,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         TypeError
             If an argument is not a tensor or has the wrong dtype.
         ValueError
-            If shapes disagree, labels are outside ``[0, num_classes)``, or scores are NaN or
+            If shapes disagree, labels are outside ``[0, n_classes)``, or scores are NaN or
             infinite (or outside ``[0, 1]`` with ``score_type="probabilities"``).
 
         Examples
@@ -731,12 +747,12 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
             ...
         ValueError: input labels must be in [0, 2), got 2
         """
-        scores, pred = _split_input(input, self.num_classes)
+        scores, pred = _split_input(input, self.n_classes)
         target = _check_target(target, pred.shape[0]).to(pred.device)
-        _check_label_range(self.num_classes, pred, target, pred_checked=scores is not None)
+        _check_label_range(self.n_classes, pred, target, pred_checked=scores is not None)
         if pred.shape[0] == 0:
             return self
-        self.confusion += _bincount_confusion(pred, target, self.num_classes).to(self.device)
+        self.confusion += _bincount_confusion(pred, target, self.n_classes).to(self.device)
         if scores is None:
             self.num_label_inputs += int(pred.shape[0])
             return self
@@ -745,7 +761,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
             self.auroc_targets.append(target.to(device=self.device, dtype=torch.int64))
         elif self.auroc == "binned":
             probs = self._class_major_probabilities(scores)
-            c, nb = self.num_classes, self.num_thresholds
+            c, nb = self.n_classes, self.num_thresholds
             bins = (probs * nb).to(torch.int64).clamp_(0, nb - 1)
             column = (torch.arange(c, device=bins.device) * nb).unsqueeze(1)
             index = (target.to(torch.int64) * (c * nb)).unsqueeze(0) + column + bins
@@ -754,7 +770,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         return self
 
     def _auroc(self) -> tuple[float, Tensor, str | None]:
-        nan_per_class = torch.full((self.num_classes,), math.nan, dtype=torch.float64)
+        nan_per_class = torch.full((self.n_classes,), math.nan, dtype=torch.float64)
         if self.auroc == "none":
             return math.nan, nan_per_class, "AUROC disabled (auroc='none')"
         if self.num_label_inputs > 0:
@@ -766,7 +782,7 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         if self.auroc == "exact":
             scores = torch.cat(self.auroc_scores, dim=1).cpu()
             targets = torch.cat(self.auroc_targets).cpu()
-            per_class = _exact_auroc_per_class(scores, targets, self.num_classes)
+            per_class = _exact_auroc_per_class(scores, targets, self.n_classes)
         else:
             per_class = _binned_auroc_per_class(self.auroc_histogram)
         defined = ~torch.isnan(per_class)
@@ -832,12 +848,15 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
 
         Only the registered states of ``metrics`` are read, so the light objects that
         ``torcheval``'s distributed sync builds from state dicts work as well. The other
-        metrics are left unchanged.
+        metrics are left unchanged. ``self`` may appear in ``metrics`` (for example
+        ``parts[0].merge_state(parts)``): its own samples are already counted and are not
+        added twice, so the result equals one pass over the samples of all the distinct
+        metrics. Everything is checked before any state changes.
 
         Parameters
         ----------
         metrics : iterable of BalancedClassificationMetrics
-            Metrics with the same ``num_classes`` and AUROC settings.
+            Metrics with the same ``n_classes`` and AUROC settings.
 
         Returns
         -------
@@ -847,7 +866,8 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         Raises
         ------
         ValueError
-            If a metric's states have other shapes (other ``num_classes``/``num_thresholds``).
+            If a metric has another ``auroc`` mode or states of other shapes (other
+            ``n_classes``/``num_thresholds``).
 
         Examples
         --------
@@ -857,26 +877,45 @@ class BalancedClassificationMetrics(Metric["ClassificationReport"]):
         tensor([[1, 1],
                 [0, 0]])
         """
-        for other in metrics:
-            confusion = other.confusion
+        # Snapshot first: ``metrics`` may be a generator, or hold ``self``, whose lists the
+        # loop below extends.
+        others = [other for other in metrics if other is not self]
+        state_of_mode = {"exact": "auroc_scores", "binned": "auroc_histogram"}
+        for index, other in enumerate(others):
+            confusion = getattr(other, "confusion", None)
+            if not isinstance(confusion, Tensor):
+                raise ValueError(
+                    f"metrics[{index}] must be a BalancedClassificationMetrics, got "
+                    f"{type(other).__name__}"
+                )
             if tuple(confusion.shape) != tuple(self.confusion.shape):
                 raise ValueError(
-                    "metrics must have the same num_classes: confusion shape "
+                    "metrics must have the same n_classes: confusion shape "
                     f"{tuple(self.confusion.shape)} vs {tuple(confusion.shape)}"
                 )
-            self.confusion += confusion.to(self.device)
-            self.num_label_inputs += int(other.num_label_inputs)
-            if self.auroc == "exact":
-                self.auroc_scores.extend(t.to(self.device) for t in other.auroc_scores)
-                self.auroc_targets.extend(t.to(self.device) for t in other.auroc_targets)
-            elif self.auroc == "binned":
+            mode = getattr(other, "auroc", None)
+            if mode is None:  # a light state-only object: infer the mode from its states
+                mode = next((m for m, key in state_of_mode.items() if hasattr(other, key)), "none")
+            if mode != self.auroc:
+                raise ValueError(
+                    f"metrics must all use auroc={self.auroc!r} to be merged, got "
+                    f"auroc={mode!r} for metrics[{index}]"
+                )
+            if self.auroc == "binned":
                 hist = other.auroc_histogram
                 if tuple(hist.shape) != tuple(self.auroc_histogram.shape):
                     raise ValueError(
                         "metrics must have the same num_thresholds: histogram shape "
                         f"{tuple(self.auroc_histogram.shape)} vs {tuple(hist.shape)}"
                     )
-                self.auroc_histogram += hist.to(self.device)
+        for other in others:
+            self.confusion += other.confusion.to(self.device)
+            self.num_label_inputs += int(other.num_label_inputs)
+            if self.auroc == "exact":
+                self.auroc_scores.extend([t.to(self.device) for t in other.auroc_scores])
+                self.auroc_targets.extend([t.to(self.device) for t in other.auroc_targets])
+            elif self.auroc == "binned":
+                self.auroc_histogram += other.auroc_histogram.to(self.device)
         return self
 
     @torch.inference_mode()
@@ -1040,6 +1079,11 @@ class RegressionMetrics(Metric["RegressionReport"]):
         RegressionMetrics
             ``self``.
 
+        Raises
+        ------
+        ValueError
+            If an entry is not a regression metric (nothing is merged then).
+
         Examples
         --------
         >>> a = RegressionMetrics().update(torch.tensor([1.0]), torch.tensor([0.0]))
@@ -1047,7 +1091,14 @@ class RegressionMetrics(Metric["RegressionReport"]):
         >>> a.merge_state([b]).compute().mse
         5.0
         """
-        for other in metrics:
+        # ``self`` in ``metrics`` is already counted (see BalancedClassificationMetrics).
+        others = [m for m in metrics if m is not self]
+        for index, other in enumerate(others):
+            if not isinstance(getattr(other, "sum_squared_error", None), Tensor):
+                raise ValueError(
+                    f"metrics[{index}] must be a RegressionMetrics, got {type(other).__name__}"
+                )
+        for other in others:
             self.sum_squared_error += other.sum_squared_error.to(self.device)
             self.sum_absolute_error += other.sum_absolute_error.to(self.device)
             self.num_samples += other.num_samples.to(self.device)
@@ -1058,7 +1109,7 @@ class RegressionMetrics(Metric["RegressionReport"]):
 # --------------------------------------------------------------------------- functional
 
 
-def confusion_matrix(input: Tensor, target: Tensor, *, num_classes: int | None = None) -> Tensor:
+def confusion_matrix(input: Tensor, target: Tensor, *, n_classes: int | None = None) -> Tensor:
     """Confusion matrix with true classes as rows and predicted classes as columns.
 
     Parameters
@@ -1067,20 +1118,20 @@ def confusion_matrix(input: Tensor, target: Tensor, *, num_classes: int | None =
         Scores ``(N, C)`` (the ``argmax`` is the prediction) or predicted labels ``(N,)``.
     target : torch.Tensor
         True class indices ``(N,)``.
-    num_classes : int, optional
+    n_classes : int, optional
         Number of classes; by default the number of score columns, or the largest label + 1.
 
     Returns
     -------
     torch.Tensor
-        int64 tensor ``(num_classes, num_classes)`` on ``input``'s device.
+        int64 tensor ``(n_classes, n_classes)`` on ``input``'s device.
 
     Raises
     ------
     TypeError
         If dtypes are wrong.
     ValueError
-        If shapes disagree, labels are outside ``[0, num_classes)`` or scores are not finite.
+        If shapes disagree, labels are outside ``[0, n_classes)`` or scores are not finite.
 
     Examples
     --------
@@ -1088,10 +1139,10 @@ def confusion_matrix(input: Tensor, target: Tensor, *, num_classes: int | None =
     tensor([[1, 1],
             [0, 1]])
     """
-    return _confusion_from_inputs(input, target, num_classes)
+    return _confusion_from_inputs(input, target, n_classes)
 
 
-def balanced_accuracy(input: Tensor, target: Tensor, *, num_classes: int | None = None) -> float:
+def balanced_accuracy(input: Tensor, target: Tensor, *, n_classes: int | None = None) -> float:
     """Mean per-class recall over the classes present in ``target``.
 
     Parameters
@@ -1100,7 +1151,7 @@ def balanced_accuracy(input: Tensor, target: Tensor, *, num_classes: int | None 
         Scores ``(N, C)`` or predicted labels ``(N,)``.
     target : torch.Tensor
         True class indices ``(N,)``, at least one.
-    num_classes : int, optional
+    n_classes : int, optional
         Number of classes (see :func:`confusion_matrix`).
 
     Returns
@@ -1118,10 +1169,10 @@ def balanced_accuracy(input: Tensor, target: Tensor, *, num_classes: int | None 
     >>> balanced_accuracy(torch.zeros(100, dtype=torch.long), (torch.arange(100) >= 97).long())
     0.5
     """
-    return _count_stats(_nonempty_confusion(input, target, num_classes)).balanced_accuracy
+    return _count_stats(_nonempty_confusion(input, target, n_classes)).balanced_accuracy
 
 
-def cohen_kappa(input: Tensor, target: Tensor, *, num_classes: int | None = None) -> float:
+def cohen_kappa(input: Tensor, target: Tensor, *, n_classes: int | None = None) -> float:
     """Cohen's kappa: agreement between predictions and targets beyond chance.
 
     Parameters
@@ -1130,7 +1181,7 @@ def cohen_kappa(input: Tensor, target: Tensor, *, num_classes: int | None = None
         Scores ``(N, C)`` or predicted labels ``(N,)``.
     target : torch.Tensor
         True class indices ``(N,)``, at least one.
-    num_classes : int, optional
+    n_classes : int, optional
         Number of classes (see :func:`confusion_matrix`).
 
     Returns
@@ -1154,10 +1205,10 @@ def cohen_kappa(input: Tensor, target: Tensor, *, num_classes: int | None = None
     >>> cohen_kappa(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
     0.5
     """
-    return _count_stats(_nonempty_confusion(input, target, num_classes)).cohen_kappa
+    return _count_stats(_nonempty_confusion(input, target, n_classes)).cohen_kappa
 
 
-def macro_f1(input: Tensor, target: Tensor, *, num_classes: int | None = None) -> float:
+def macro_f1(input: Tensor, target: Tensor, *, n_classes: int | None = None) -> float:
     """Unweighted mean F1 over the classes present in ``target`` or the predictions.
 
     Parameters
@@ -1166,7 +1217,7 @@ def macro_f1(input: Tensor, target: Tensor, *, num_classes: int | None = None) -
         Scores ``(N, C)`` or predicted labels ``(N,)``.
     target : torch.Tensor
         True class indices ``(N,)``, at least one.
-    num_classes : int, optional
+    n_classes : int, optional
         Number of classes (see :func:`confusion_matrix`).
 
     Returns
@@ -1184,11 +1235,11 @@ def macro_f1(input: Tensor, target: Tensor, *, num_classes: int | None = None) -
     >>> macro_f1(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 0, 1, 1]))
     0.733...
     """
-    return _count_stats(_nonempty_confusion(input, target, num_classes)).macro_f1
+    return _count_stats(_nonempty_confusion(input, target, n_classes)).macro_f1
 
 
-def _nonempty_confusion(input: Tensor, target: Tensor, num_classes: int | None) -> Tensor:
-    cm = _confusion_from_inputs(input, target, num_classes)
+def _nonempty_confusion(input: Tensor, target: Tensor, n_classes: int | None) -> Tensor:
+    cm = _confusion_from_inputs(input, target, n_classes)
     if int(cm.sum()) == 0:
         raise ValueError("input and target must hold at least one sample, got 0")
     return cm

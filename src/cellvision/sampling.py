@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import cast
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from cellvision.config import check_non_negative_int, check_positive_int
+from cellvision.config import (
+    as_builtin_number,
+    check_non_negative_int,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = ["ClassBalancedSampler", "class_weights", "expected_class_distribution"]
 
@@ -47,6 +51,9 @@ _NATIVE_NUMPY_DTYPES = tuple(np.dtype(t) for t in (np.uint8, np.int8, np.int16, 
 # Up to this many classes the class-sorted permutation is built by one pass per class (O(N C),
 # little memory); beyond it a stable argsort (O(N log N)) is faster.
 _MAX_CLASSES_FOR_PASSES = 32
+# An epoch's draw is materialised as one index tensor (4 or 8 bytes per index): beyond this
+# many indices (16-32 GiB) the allocation itself fails, so it is refused up front.
+_MAX_NUM_SAMPLES = 1 << 32
 
 
 def _describe(value: object) -> str:
@@ -137,18 +144,26 @@ def _class_sorted_positions(labels: torch.Tensor, counts: torch.Tensor) -> torch
 
 
 def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+    number = as_builtin_number(alpha)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise TypeError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    if not math.isfinite(alpha) or alpha < 0:
+    if not math.isfinite(number) or number < 0:
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    return float(alpha)
+    return float(number)
 
 
 def _weights_from_counts(counts: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``(1 / n_c) ** alpha`` per class in float64; classes with no samples get weight 0."""
+    """``(n_min / n_c) ** alpha`` per class in float64; classes with no samples get weight 0.
+
+    This is ``(1 / n_c) ** alpha`` scaled so that the smallest present class has weight 1:
+    only the ratios matter, and the scaling keeps a large ``alpha`` from underflowing every
+    weight to 0 (``1000 ** -400`` is 0 in float64, but relative to the smallest class the
+    weights stay correct: 1 for it, a negligible one for a class 1000 times larger).
+    """
     present = counts > 0
     weights = torch.zeros(counts.shape, dtype=torch.float64)
-    weights[present] = counts[present].to(torch.float64).pow(-alpha)
+    sizes = counts[present].to(torch.float64)
+    weights[present] = (sizes.min() / sizes).pow(alpha)
     return weights
 
 
@@ -189,24 +204,28 @@ def _class_setup(
     """Shared validation: returns (label tensor, per-class counts, per-class weights)."""
     alpha_value = _check_alpha(alpha)
     tensor = _as_label_tensor(labels)
-    num_classes = int(tensor.max()) + 1
+    n_classes = int(tensor.max()) + 1
     if class_weights is None:
-        counts = torch.bincount(tensor, minlength=num_classes)
+        counts = torch.bincount(tensor, minlength=n_classes)
         weights = _weights_from_counts(counts, alpha_value)
     else:
-        weights = _check_class_weights(class_weights, num_classes)
+        weights = _check_class_weights(class_weights, n_classes)
         counts = torch.bincount(tensor, minlength=weights.numel())
     if not bool((counts.to(torch.float64) * weights > 0).any()):
         raise ValueError(
             "class_weights must give a positive weight to at least one class present in labels, "
             f"got {weights.tolist()!r} for class counts {counts.tolist()!r}"
         )
-    if not math.isfinite(float((counts.to(torch.float64) * weights).sum())):
-        raise ValueError(
-            f"class_weights must be small enough that counts * weights sums to a finite number, "
-            f"got {_describe(class_weights)}; rescale them (only their ratios matter)"
-        )
     return tensor, counts, weights
+
+
+def _class_mass(counts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``n_c w_c`` with the weights scaled to a largest weight of 1 (only ratios matter).
+
+    The scaling keeps huge weights (1e308) from overflowing the sum and tiny, subnormal ones
+    (1e-309) from overflowing the exponential keys of sampling without replacement.
+    """
+    return counts.to(torch.float64) * (weights / weights.max())
 
 
 def class_weights(labels: object, alpha: float = 0.9) -> torch.Tensor:
@@ -224,7 +243,9 @@ def class_weights(labels: object, alpha: float = 0.9) -> torch.Tensor:
     Tensor
         float64 tensor of shape ``(max(labels) + 1,)``; classes without samples get weight 0.
         ``class_weights(labels, alpha)[labels]`` are the equivalent per-sample weights for
-        :class:`torch.utils.data.WeightedRandomSampler`.
+        :class:`torch.utils.data.WeightedRandomSampler`. The weights are scaled so that the
+        smallest present class has weight 1 (only their ratios matter; the scaling keeps a
+        large ``alpha`` from underflowing them to 0).
 
     Raises
     ------
@@ -263,7 +284,7 @@ def expected_class_distribution(
     Returns
     -------
     Tensor
-        float64 tensor ``p`` of shape ``(num_classes,)`` with ``p[c] = n_c w_c / sum_k n_k w_k``;
+        float64 tensor ``p`` of shape ``(n_classes,)`` with ``p[c] = n_c w_c / sum_k n_k w_k``;
         it sums to 1.
 
     Raises
@@ -285,7 +306,7 @@ def expected_class_distribution(
     tensor([0.0000, 0.9000, 0.1000], dtype=torch.float64)
     """
     _, counts, weights = _class_setup(labels, alpha, class_weights)
-    mass = counts.to(torch.float64) * weights
+    mass = _class_mass(counts, weights)
     return mass / mass.sum()
 
 
@@ -334,13 +355,14 @@ class ClassBalancedSampler(Sampler[int]):
         Explicit non-negative weight per class (at least ``max(labels) + 1`` entries); every
         sample of class ``c`` then has weight ``class_weights[c]``. A zero weight excludes a class.
     num_samples : int, optional
-        Number of indices drawn per epoch over all replicas (default: the number of samples).
+        Number of indices drawn per epoch over all replicas (default: the number of samples),
+        at most ``2**32``.
     replacement : bool, default True
         Draw with replacement. ``False`` draws without replacement (successive weighted sampling,
         by exponential keys), which needs ``num_samples`` at most the number of samples with a
         positive weight.
     seed : int, default 0
-        Seed of the draw; with the epoch it fully determines the indices.
+        Seed of the draw, in ``[0, 2**64)``; with the epoch it fully determines the indices.
     num_replicas : int, optional
         Number of distributed processes (default: the world size of the initialised default
         process group, else 1).
@@ -424,8 +446,13 @@ class ClassBalancedSampler(Sampler[int]):
         num_labels = tensor.numel()
         if num_samples is None:
             num_samples = num_labels
-        check_positive_int("num_samples", num_samples)
-        check_non_negative_int("seed", seed)
+        num_samples = check_positive_int("num_samples", num_samples)
+        if num_samples > _MAX_NUM_SAMPLES:
+            raise ValueError(
+                f"num_samples must be at most 2**32 (an epoch's draw is held in memory), got "
+                f"{num_samples!r}"
+            )
+        seed = check_seed("seed", seed)
         if not isinstance(replacement, bool):
             raise TypeError(f"replacement must be a bool, got {replacement!r}")
         if not isinstance(drop_last, bool):
@@ -460,7 +487,7 @@ class ClassBalancedSampler(Sampler[int]):
         self.drop_last = drop_last
         self.class_counts = counts
         self.class_weights = weights
-        mass = counts.to(torch.float64) * weights
+        mass = _class_mass(counts, weights)
         self.class_probabilities = mass / mass.sum()
 
         # Positions sorted by class: class c occupies order[offsets[c] : offsets[c] + counts[c]].
@@ -479,7 +506,7 @@ class ClassBalancedSampler(Sampler[int]):
         self._rates = (
             torch.empty(0, dtype=torch.float64)
             if replacement
-            else torch.repeat_interleave(weights, counts)
+            else torch.repeat_interleave(weights / weights.max(), counts)
         )
 
     def set_epoch(self, epoch: int) -> None:
@@ -508,8 +535,7 @@ class ClassBalancedSampler(Sampler[int]):
         >>> list(sampler) == first
         True
         """
-        check_non_negative_int("epoch", epoch)
-        self.epoch = epoch
+        self.epoch = check_non_negative_int("epoch", epoch)
 
     def global_indices(self) -> torch.Tensor:
         """The padded (or dropped) global draw of the current epoch, identical on every rank.
@@ -563,7 +589,7 @@ class ClassBalancedSampler(Sampler[int]):
     def __repr__(self) -> str:
         """Short description with the sampling settings."""
         return (
-            f"{type(self).__name__}(num_classes={self.class_counts.numel()}, "
+            f"{type(self).__name__}(n_classes={self.class_counts.numel()}, "
             f"num_samples={self.num_samples}, replacement={self.replacement}, seed={self.seed}, "
             f"epoch={self.epoch}, num_replicas={self.num_replicas}, rank={self.rank}, "
             f"drop_last={self.drop_last})"
@@ -601,8 +627,10 @@ class ClassBalancedSampler(Sampler[int]):
         # Exponential keys E_i / w_i: the order of increasing keys is a draw of successive
         # weighted sampling without replacement (Efraimidis-Spirakis); zero weights never win.
         rates = self._rates
+        # Keys compared as log(E) - log(w): the same order as E / w, but a subnormal weight
+        # cannot overflow its key to inf and tie with the excluded (zero-weight) samples.
         keys = torch.empty(rates.numel(), dtype=torch.float64).exponential_(generator=generator)
-        keys.div_(rates).masked_fill_(rates == 0, math.inf)
+        keys.log_().sub_(rates.log()).masked_fill_(rates == 0, math.inf)
         if 8 * self.num_samples < keys.numel():
             chosen = torch.topk(keys, self.num_samples, largest=False, sorted=True).indices
         else:
@@ -632,9 +660,8 @@ def _resolve_replicas(num_replicas: object, rank: object) -> tuple[int, int]:
         num_replicas = torch.distributed.get_world_size() if initialised else 1
     if rank is None:
         rank = torch.distributed.get_rank() if initialised else 0
-    check_positive_int("num_replicas", num_replicas)
-    check_non_negative_int("rank", rank)
-    num_replicas, rank = cast(int, num_replicas), cast(int, rank)  # validated just above
+    num_replicas = check_positive_int("num_replicas", num_replicas)
+    rank = check_non_negative_int("rank", rank)
     if rank >= num_replicas:
         raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got {rank!r}")
     return num_replicas, rank

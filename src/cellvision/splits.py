@@ -18,7 +18,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from cellvision.config import check_positive_int
+from cellvision.config import (
+    as_builtin_number,
+    check_non_negative_int,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = ["MonthFoldSplitter", "stratified_kfold", "stratified_split"]
 
@@ -82,6 +87,7 @@ class MonthFoldSplitter:
         gap_hours: int = 0,
         empty: Literal["raise", "skip"] = "raise",
     ) -> None:
+        months_per_fold = as_builtin_number(months_per_fold)  # type: ignore[assignment]
         if isinstance(months_per_fold, bool) or not isinstance(months_per_fold, int):
             raise TypeError(
                 f"months_per_fold must be an integer dividing 12, got {months_per_fold!r}"
@@ -91,10 +97,7 @@ class MonthFoldSplitter:
                 "months_per_fold must be one of (1, 2, 3, 4, 6) so that the folds tile the "
                 f"year, got {months_per_fold!r}"
             )
-        if isinstance(gap_hours, bool) or not isinstance(gap_hours, int):
-            raise TypeError(f"gap_hours must be a non-negative integer, got {gap_hours!r}")
-        if gap_hours < 0:
-            raise ValueError(f"gap_hours must be a non-negative integer, got {gap_hours!r}")
+        gap_hours = check_non_negative_int("gap_hours", gap_hours)
         if empty not in _EMPTY_POLICIES:
             raise ValueError(f"empty must be one of {_EMPTY_POLICIES!r}, got {empty!r}")
         self.months_per_fold = months_per_fold
@@ -311,9 +314,8 @@ def _labels_array(labels: object) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    return int(seed)
+    # Kept for the splitters that call it: the shared check gives the same message everywhere.
+    return check_seed("seed", seed)
 
 
 def stratified_split(
@@ -335,7 +337,7 @@ def stratified_split(
     val_fraction : float, default 0.2
         Fraction of each class put into validation, in ``(0, 1)``.
     seed : int, default 0
-        Seed of the shuffle; the same seed gives the same split.
+        Seed of the shuffle, in ``[0, 2**64)``; the same seed gives the same split.
 
     Returns
     -------
@@ -359,10 +361,12 @@ def stratified_split(
     [0, 0, 1, 2]
     """
     y = _labels_array(labels)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+    fraction = as_builtin_number(val_fraction)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
         raise TypeError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
-    if not 0.0 < val_fraction < 1.0:
+    if not 0.0 < fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    val_fraction = float(fraction)
     rng = np.random.default_rng(_check_seed(seed))
     val_parts = []
     for cls in np.unique(y):
@@ -399,7 +403,7 @@ def stratified_kfold(
     n_splits : int, default 5
         Number of folds, at least 2 and at most the number of samples.
     seed : int, default 0
-        Seed of the shuffle.
+        Seed of the shuffle, in ``[0, 2**64)``.
 
     Returns
     -------
@@ -427,7 +431,7 @@ def stratified_kfold(
     [[0, 0, 1], [0, 0, 1], [0, 0, 1]]
     """
     y = _labels_array(labels)
-    check_positive_int("n_splits", n_splits)
+    n_splits = check_positive_int("n_splits", n_splits)
     if n_splits < 2 or n_splits > y.size:
         raise ValueError(
             f"n_splits must be between 2 and the number of samples ({y.size}), got {n_splits!r}"

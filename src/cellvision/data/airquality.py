@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from cellvision.config import as_builtin_number
+
 __all__ = [
     "AIR_QUALITY_COLUMNS",
     "AirQuality",
@@ -94,7 +96,8 @@ class AirQuality:
     Raises
     ------
     ValueError
-        If the shapes, dtypes or names are inconsistent.
+        If the shapes, dtypes or names are inconsistent, or the timestamps are not strictly
+        increasing.
 
     Examples
     --------
@@ -121,6 +124,14 @@ class AirQuality:
         if values.shape[0] != ts.shape[0]:
             raise ValueError(
                 f"values must have one row per timestamp ({ts.shape[0]}), got shape {values.shape}"
+            )
+        # NaT compares False, so it fails this check too.
+        steps_ok = ts[1:] > ts[:-1]
+        if not bool(steps_ok.all()):
+            bad = int(np.flatnonzero(~steps_ok)[0]) + 1
+            raise ValueError(
+                f"timestamps must be strictly increasing, got {ts[bad]!r} after "
+                f"{ts[bad - 1]!r} at position {bad}"
             )
         cols = tuple(self.columns)
         if len(cols) != values.shape[1] or len(set(cols)) != len(cols):
@@ -320,6 +331,7 @@ class AirQuality:
         array([ 1.,  2.,  3.,  4., nan], dtype=float32)
         """
         _check_choice("method", method, _FILL_METHODS)
+        limit = as_builtin_number(limit)  # type: ignore[assignment]
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0
         ):
@@ -449,7 +461,9 @@ def parse_air_quality(data: bytes | str, *, source: str = "<data>") -> AirQualit
     empty trailing fields (and stray trailing commas after the last ``;``); empty rows after
     the last data row. The header starts with ``Date`` and ``Time`` followed by the 13
     measurement columns of :data:`AIR_QUALITY_COLUMNS` in any order (the result uses the
-    canonical order). Rows must be contiguous hourly. ``-200`` becomes ``NaN``.
+    canonical order). Rows must be contiguous hourly. ``-200`` (the file's marker of a missing
+    reading, and any value that rounds to it in float32, such as ``-199,9999999``) becomes
+    ``NaN``.
 
     Parameters
     ----------
@@ -594,10 +608,12 @@ def parse_air_quality(data: bytes | str, *, source: str = "<data>") -> AirQualit
         rows.append(row)
     if not rows:
         raise ValueError(f"{source}: the file has a header but no data rows")
-    array = np.asarray(rows, dtype=np.float64)
-    array[array == _MISSING_MARKER] = np.nan
+    # The marker is matched in the stored precision: a value that becomes -200.0 in float32
+    # would otherwise be indistinguishable from a missing reading yet be kept as a number.
+    array = np.asarray(rows, dtype=np.float64).astype(np.float32)
+    array[array == np.float32(_MISSING_MARKER)] = np.nan
     timestamps = (np.asarray(hours, dtype=np.int64) * 3600).astype("datetime64[s]")
-    return AirQuality(timestamps, array.astype(np.float32), AIR_QUALITY_COLUMNS)
+    return AirQuality(timestamps, array, AIR_QUALITY_COLUMNS)
 
 
 def _read_bytes(path: str | os.PathLike[str] | None) -> tuple[bytes, str]:

@@ -9,6 +9,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from cellvision.config import as_builtin_number
+
 __all__ = ["ZScoreScaler"]
 
 _A = TypeVar("_A", torch.Tensor, npt.NDArray[Any])
@@ -57,7 +59,12 @@ class ZScoreScaler:
     def __init__(self, *, enabled: bool = True, eps: float = 1e-8) -> None:
         if not isinstance(enabled, bool):
             raise TypeError(f"enabled must be a bool, got {enabled!r}")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+        eps = as_builtin_number(eps)  # type: ignore[assignment]
+        if (
+            isinstance(eps, bool)
+            or not isinstance(eps, (int, float))
+            or not 0 <= eps < float("inf")
+        ):
             raise ValueError(f"eps must be a number >= 0, got {eps!r}")
         self.enabled = enabled
         self.eps = float(eps)
@@ -99,7 +106,8 @@ class ZScoreScaler:
         Parameters
         ----------
         x : tensor or array_like
-            Shape ``(T, F)``; ``NaN`` entries are ignored.
+            Shape ``(T, F)``; ``NaN`` entries (missing values) are ignored, infinite ones are
+            refused.
         rows : array_like of int or bool, optional
             Row indices (or a boolean mask of length ``T``) to use, e.g. the training rows
             of a fold. ``None`` uses every row.
@@ -112,8 +120,8 @@ class ZScoreScaler:
         Raises
         ------
         ValueError
-            If ``x`` is not 2-D, ``rows`` selects nothing, or a column has no finite
-            value among the selected rows.
+            If ``x`` is not 2-D, ``rows`` selects nothing, a selected row holds an infinite
+            value, or a column has no finite value among the selected rows.
 
         Examples
         --------
@@ -148,6 +156,12 @@ class ZScoreScaler:
             self.mean_ = np.zeros(n_features)
             self.scale_ = np.ones(n_features)
             return self
+        infinite = np.flatnonzero(np.isinf(data).any(axis=0))
+        if infinite.size:
+            raise ValueError(
+                "x must not hold infinite values among the fitted rows (NaN marks a missing "
+                f"value), got inf in column(s) {infinite.tolist()}"
+            )
         finite = np.isfinite(data)
         counts = finite.sum(axis=0)
         empty = np.flatnonzero(counts == 0)
@@ -270,7 +284,8 @@ class ZScoreScaler:
         Raises
         ------
         ValueError
-            If the state is incomplete or inconsistent.
+            If the state is incomplete or inconsistent, or holds a non-finite mean or a
+            scale that is not finite and positive.
 
         Examples
         --------
@@ -286,9 +301,15 @@ class ZScoreScaler:
             raise ValueError(
                 f"state must come from ZScoreScaler.state_dict, got {state!r}"
             ) from exc
-        if mean.ndim != 1 or mean.shape != scale.shape or not np.all(scale > 0):
+        if (
+            mean.ndim != 1
+            or mean.shape != scale.shape
+            or not np.all(np.isfinite(mean))
+            or not np.all(np.isfinite(scale) & (scale > 0))
+        ):
             raise ValueError(
-                f"state must hold equal-length 1-D mean and positive scale, got {state!r}"
+                "state must hold equal-length 1-D finite mean and finite positive scale, got "
+                f"{state!r}"
             )
         scaler.mean_, scaler.scale_ = mean, scale
         return scaler

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
-from cellvision.config import check_non_negative_int, check_positive_int
+from cellvision.config import as_builtin_number, check_non_negative_int, check_positive_int
 
 __all__ = [
     "BatchTransform",
@@ -64,6 +64,8 @@ def _draw_device(generator: torch.Generator | None) -> torch.device:
 
 
 def _check_range(name: str, value: object) -> tuple[float, float]:
+    if isinstance(value, (tuple, list)):
+        value = [as_builtin_number(v) for v in value]
     if (
         not isinstance(value, (tuple, list))
         or len(value) != 2
@@ -380,6 +382,7 @@ class GaussianNoise(BatchTransform):
         if isinstance(std, (tuple, list)):
             self.std_range = _check_range("std", std)
         else:
+            std = as_builtin_number(std)  # type: ignore[assignment]
             if isinstance(std, bool) or not isinstance(std, (int, float)):
                 raise TypeError(f"std must be a number or a (low, high) pair, got {std!r}")
             self.std_range = (float(std), float(std))
@@ -598,12 +601,14 @@ class CenterCropOrPad(BatchTransform):
     size : int or (int, int)
         Target ``(height, width)``; an int means a square.
     fill : float, default 0.0
-        Value of padded pixels.
+        Value of padded pixels. It must be representable in the images' dtype: a whole
+        number in ``[0, 255]`` for ``uint8`` images, within the range of a floating dtype.
 
     Raises
     ------
     TypeError, ValueError
-        If ``size`` is not a positive int or a pair of positive ints.
+        If ``size`` is not a positive int or a pair of positive ints, or ``fill`` is not a
+        finite number (when called: if the images' dtype cannot hold ``fill``).
 
     Examples
     --------
@@ -614,16 +619,34 @@ class CenterCropOrPad(BatchTransform):
     """
 
     def __init__(self, size: int | tuple[int, int], fill: float = 0.0) -> None:
+        size = as_builtin_number(size)  # type: ignore[assignment]
         if isinstance(size, int) and not isinstance(size, bool):
             size = (size, size)
         if not isinstance(size, (tuple, list)) or len(size) != 2:
             raise TypeError(f"size must be a positive int or a (height, width) pair, got {size!r}")
         check_positive_int("size[0]", size[0])
         check_positive_int("size[1]", size[1])
+        fill = as_builtin_number(fill)  # type: ignore[assignment]
         if isinstance(fill, bool) or not isinstance(fill, (int, float)):
             raise TypeError(f"fill must be a number, got {fill!r}")
+        if not math.isfinite(fill):
+            raise ValueError(f"fill must be a finite number, got {fill!r}")
         self.size = (int(size[0]), int(size[1]))
         self.fill = float(fill)
+
+    def _check_fill(self, dtype: torch.dtype) -> None:
+        if dtype == torch.bool:
+            ok = self.fill in (0.0, 1.0)
+            expected = "0 or 1"
+        elif dtype.is_floating_point:
+            ok = abs(self.fill) <= torch.finfo(dtype).max
+            expected = f"a number within the {dtype} range"
+        else:
+            info = torch.iinfo(dtype)
+            ok = self.fill.is_integer() and info.min <= self.fill <= info.max
+            expected = f"a whole number in [{info.min}, {info.max}]"
+        if not ok:
+            raise ValueError(f"fill must be {expected} for {dtype} images, got {self.fill!r}")
 
     def apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         """Crop or pad ``x`` to ``size`` (``generator`` is unused).
@@ -654,6 +677,7 @@ class CenterCropOrPad(BatchTransform):
             x = x[:, :, :, left : left + tw]
         pad_h, pad_w = max(th - h, 0), max(tw - w, 0)
         if pad_h or pad_w:
+            self._check_fill(x.dtype)
             pad = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
             x = functional.pad(x, pad, mode="constant", value=self.fill)
         return x

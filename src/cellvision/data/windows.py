@@ -18,6 +18,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Dataset
 
+from cellvision.config import as_builtin_number
 from cellvision.data.airquality import AirQuality, FillMethod
 from cellvision.data.scaling import ZScoreScaler
 
@@ -27,16 +28,19 @@ IndexLike = int | slice | Sequence[int] | torch.Tensor | npt.NDArray[np.integer[
 
 
 def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, int):
         raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
+    if number < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return number
 
 
 def _check_columns(
     name: str, value: object, n_features: int, names: Sequence[str] | None
 ) -> list[int]:
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim <= 1:
+        value = value.tolist()  # an array of column indices (or a 0-d one)
     if isinstance(value, (int, str, np.integer)):
         value = [value]
     if not isinstance(value, Sequence) or isinstance(value, (bytes, str)) or not value:
@@ -96,7 +100,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         Number of input steps.
     horizon : int, default 1
         Steps from the window's last row to the target row (1 = the next step).
-    target_columns : int, str or sequence, default 0
+    target_columns : int, str, sequence or 1-D array, default 0
         Column indices (or names, with ``columns``) of the targets.
     targets : torch.Tensor or array_like, optional
         Shape ``(T, n_targets)`` (or ``(T,)`` for one target): the values to predict for
@@ -326,13 +330,14 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         Parameters
         ----------
         index : int, slice, sequence of int, numpy array or tensor
-            Sample position(s); negative ints count from the end.
+            Sample position(s); negative ints count from the end. A 0-d integer tensor or
+            array counts as an ``int``.
 
         Returns
         -------
         tuple of torch.Tensor
             ``(window, F_in)`` and ``(n_targets,)`` for an ``int``; ``(B, window, F_in)``
-            and ``(B, n_targets)`` otherwise.
+            and ``(B, n_targets)`` otherwise (``B`` may be 0, e.g. for ``ds[len(ds):]``).
 
         Raises
         ------
@@ -348,6 +353,14 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         (tensor([[2.],
                 [3.]]), tensor([4.]))
         """
+        if (
+            isinstance(index, (torch.Tensor, np.ndarray))
+            and index.ndim == 0
+            and not (index.dtype == torch.bool or index.dtype == np.bool_)
+            and not (isinstance(index, torch.Tensor) and index.is_floating_point())
+            and not (isinstance(index, np.ndarray) and index.dtype.kind not in "iu")
+        ):
+            index = int(index.item())  # a 0-d integer index is one sample, not a batch
         if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
             n = len(self)
             if not -n <= index < n:
@@ -359,7 +372,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         # index_select: a plain row gather, much cheaper than advanced indexing on CPU.
         x = torch.index_select(self._inputs, 0, rows.to(self._inputs.device))
         y = torch.index_select(self._targets, 0, (ends + self.horizon).to(self._targets.device))
-        return x.view(ends.numel(), self.window, -1), y
+        return x.view(ends.numel(), self.window, self._inputs.shape[1]), y
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Fetch many samples with one gather (used by ``DataLoader`` automatic batching).
@@ -383,7 +396,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         x, y = self[list(indices)]
         return list(zip(x.unbind(0), y.unbind(0), strict=True))
 
-    def _batch_positions(self, index: object) -> torch.Tensor:
+    def _batch_positions(self, index: object, name: str = "index") -> torch.Tensor:
         n = len(self)
         if isinstance(index, slice):
             return torch.arange(n)[index]
@@ -394,14 +407,14 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 pos = torch.as_tensor(np.asarray(index))
             except (TypeError, ValueError, RuntimeError) as exc:
                 raise TypeError(
-                    f"index must be an int, slice, or a sequence of ints, got {index!r}"
+                    f"{name} must be an int, slice, or a sequence of ints, got {index!r}"
                 ) from exc
         if pos.dtype == torch.bool or (pos.numel() and pos.is_floating_point()):
-            raise TypeError(f"index must hold integers, got dtype {pos.dtype}")
+            raise TypeError(f"{name} must hold integers, got dtype {pos.dtype}")
         pos = pos.reshape(-1).to(torch.int64)
         if pos.numel() and (int(pos.min()) < -n or int(pos.max()) >= n):
             raise IndexError(
-                f"index must be in [-{n}, {n}), got values from {int(pos.min())} "
+                f"{name} must be in [-{n}, {n}), got values from {int(pos.min())} "
                 f"to {int(pos.max())}"
             )
         return pos % n if n else pos
@@ -493,6 +506,8 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         ------
         IndexError
             If an index is out of range.
+        TypeError
+            If an index is not an integer (``0.5`` is refused, not truncated).
 
         Examples
         --------
@@ -504,7 +519,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         pos = (
             torch.arange(len(self))
             if indices is None
-            else self._batch_positions(np.asarray(indices, dtype=np.int64))
+            else self._batch_positions(indices, "indices")
         )
         end = self._end_rows[pos].to(torch.int64)
         # Mark every row from window start to target with a difference array: O(T + B).
@@ -698,7 +713,7 @@ def lag_features(values: npt.ArrayLike, lags: int | Sequence[int]) -> npt.NDArra
             "values must be a 1-D or 2-D numeric array, got "
             f"shape {array.shape} and dtype {array.dtype}"
         )
-    columns = array.reshape(array.shape[0], -1).astype(np.float32)
+    columns = (array[:, None] if array.ndim == 1 else array).astype(np.float32)
     lag_list = [lags] if isinstance(lags, (int, np.integer)) else list(lags)
     if not lag_list:
         raise ValueError(f"lags must name at least one lag, got {lags!r}")
@@ -715,12 +730,22 @@ def lag_features(values: npt.ArrayLike, lags: int | Sequence[int]) -> npt.NDArra
 def _as_float_tensor(series: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
     if isinstance(series, torch.Tensor):
         t = series.detach()
+        if t.is_complex():
+            raise ValueError(f"series must be numeric (real-valued), got dtype {t.dtype}")
         return t if t.is_floating_point() else t.to(torch.get_default_dtype())
     array = np.asarray(series)
     if array.dtype.kind not in "fiub":
-        raise ValueError(f"series must be numeric, got dtype {array.dtype}")
+        raise ValueError(f"series must be numeric (real-valued), got dtype {array.dtype}")
     if array.dtype != np.float32:
-        array = array.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = array.astype(np.float32)
+        if array.dtype.kind == "f" and bool((np.isinf(converted) & np.isfinite(array)).any()):
+            raise ValueError(
+                "series must lie within the float32 range (|x| <= 3.4e38) to be stored as "
+                f"float32, got values up to {float(np.nanmax(np.abs(array[np.isfinite(array)])))!r}"
+                "; pass a float64 tensor to keep float64"
+            )
+        array = converted
     if not array.flags.writeable:
         array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array))

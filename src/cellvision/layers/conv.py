@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cellvision.config import check_positive_int, check_probability
+from cellvision.config import as_builtin_number, check_positive_int, check_probability
 
 __all__ = ["ConvBlock", "check_odd_kernel_size"]
 
@@ -111,6 +111,7 @@ def check_odd_kernel_size(kernel_size: object, name: str = "kernel_size") -> Non
         ...
     ValueError: kernel_size must be an odd positive integer, got 4
     """
+    kernel_size = as_builtin_number(kernel_size)
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int):
         raise TypeError(f"{name} must be an odd positive integer, got {kernel_size!r}")
     if kernel_size <= 0 or kernel_size % 2 == 0:

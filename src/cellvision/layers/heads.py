@@ -110,6 +110,8 @@ def class_prior_log_probs(class_freqs: ClassFreqsLike) -> torch.Tensor:
     """
     freqs = _required_freqs(class_freqs, None)
     t = torch.tensor(freqs, dtype=torch.float64)
+    # Divide by the largest frequency first: the sum of [1e308, 1e308] overflows to inf.
+    t = t / t.max()
     return (t / t.sum()).log().to(torch.float32)
 
 

@@ -6,6 +6,7 @@ Importing this package registers every built-in model, so :func:`create_model` a
 
 from __future__ import annotations
 
+from cellvision.models._common import MAX_PARAMETERS
 from cellvision.models._registry import (
     ConfigurableModel,
     ModelEntry,
@@ -21,6 +22,7 @@ from cellvision.models.recurrent import RecurrentConfig, RecurrentRegressor
 from cellvision.models.vit import ViT, ViTConfig
 
 __all__ = [
+    "MAX_PARAMETERS",
     "ConfigurableModel",
     "ConvNet",
     "ConvNetConfig",

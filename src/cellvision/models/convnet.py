@@ -17,7 +17,13 @@ from cellvision.layers._checks import check_features, check_image_batch, random_
 from cellvision.layers.conv import ConvBlock, check_odd_kernel_size
 from cellvision.layers.heads import ClassFreqsLike, as_class_freqs
 from cellvision.layers.mlp import MLP
-from cellvision.models._common import as_int, check_bool, check_n_classes, init_head
+from cellvision.models._common import (
+    as_int,
+    check_bool,
+    check_n_classes,
+    check_parameter_budget,
+    init_head,
+)
 from cellvision.models._registry import register_model
 
 __all__ = ["ConvNet", "ConvNetConfig"]
@@ -43,9 +49,13 @@ class ConvNetConfig(Config):
         Dropout rate in every block and in the MLP head, in ``[0, 1)``.
     mlp_hidden : int or None, default 64
         Hidden units of the two-layer ReLU head; ``None`` makes the head a single linear layer.
+        (The ConvNet has no ``hidden_size``: its convolution and embedding width is
+        ``channels``.)
     img_size : int, default 64
         Nominal image side, used by :meth:`ConvNet.example_input`. The network itself accepts
-        any size of at least 2x2 (global average pooling removes the size).
+        any size of at least 2x2 (global average pooling removes the size); in training mode
+        BatchNorm needs more than one value per channel, so a batch of one image must be at
+        least 4x4 there.
     class_freqs : tensor, ndarray or sequence of float, optional
         Training-set class counts or proportions, one per class, all > 0; the final layer's
         bias is initialised to ``log(freq / freq.sum())``. Stored as a tuple of floats.
@@ -100,7 +110,7 @@ class ConvNetConfig(Config):
             check_positive_int(name, getattr(self, name))
         check_n_classes(self.n_classes)
         check_odd_kernel_size(self.kernel_size)
-        check_probability("dropout", self.dropout)
+        object.__setattr__(self, "dropout", check_probability("dropout", self.dropout))
         if self.mlp_hidden is not None:
             check_positive_int("mlp_hidden", self.mlp_hidden)
         check_positive_int("img_size", self.img_size)
@@ -112,6 +122,33 @@ class ConvNetConfig(Config):
             check_positive_int("pool_every", self.pool_every)
         freqs = as_class_freqs(self.class_freqs, n_classes=self.n_classes)
         object.__setattr__(self, "class_freqs", freqs)
+
+    def parameter_count(self) -> int:
+        """Return the number of learnable parameters of a :class:`ConvNet` with this config.
+
+        Computed from the fields alone, without building anything, so that an absurd config
+        (for instance from a crafted checkpoint) is refused before any allocation.
+
+        Returns
+        -------
+        int
+            Equal to ``sum(p.numel() for p in ConvNet(config).parameters())``.
+
+        Examples
+        --------
+        >>> config = ConvNetConfig(channels=8, n_blocks=2)
+        >>> config.parameter_count() == sum(p.numel() for p in ConvNet(config).parameters())
+        True
+        """
+        c, k = self.channels, self.kernel_size
+        stem = self.in_channels * c * k * k + c
+        blocks = self.n_blocks * (c * c * k * k + 2 * c)  # bias-free conv + BatchNorm affine
+        if self.mlp_hidden is None:
+            head = c * self.n_classes + self.n_classes
+        else:
+            h = self.mlp_hidden
+            head = c * h + h + h * self.n_classes + self.n_classes
+        return stem + blocks + head
 
 
 @register_model("cellcycle_convnet", img_size=66, n_classes=5)
@@ -164,6 +201,7 @@ class ConvNet(nn.Module):
         super().__init__()
         if not isinstance(config, ConvNetConfig):
             raise TypeError(f"config must be a ConvNetConfig, got {type(config).__name__}")
+        check_parameter_budget(config)
         self.config = config
         k = config.kernel_size
         self.stem = nn.Conv2d(config.in_channels, config.channels, k, padding=k // 2)
@@ -224,9 +262,11 @@ class ConvNet(nn.Module):
 
         Raises
         ------
-        TypeError, ValueError
-            If ``x`` is not a floating 4-D tensor with ``in_channels`` channels and at least
-            2x2 pixels.
+        TypeError
+            If ``x`` is not a floating-point tensor of the model's dtype.
+        ValueError
+            If ``x`` is not 4-D with ``in_channels`` channels and at least 2x2 pixels, or, in
+            training mode, gives BatchNorm only one value per channel (one image below 4x4).
 
         Examples
         --------
@@ -238,9 +278,24 @@ class ConvNet(nn.Module):
             ...
         ValueError: x must have 1 channel(s) (in_channels), got shape (2, 3, 30, 40)
         """
-        check_image_batch(x, self.config.in_channels, min_size=2)
+        check_image_batch(x, self.config.in_channels, min_size=2, dtype=self.stem.weight.dtype)
+        if self.training:
+            self._check_batch_norm_size(x)
         out: torch.Tensor = self.blocks(self.stem_pool(self.stem(x)))
         return torch.flatten(self.global_pool(out), 1)
+
+    def _check_batch_norm_size(self, x: torch.Tensor) -> None:
+        # The smallest feature map is the last block's; BatchNorm needs > 1 value per channel.
+        h, w = x.shape[-2] // 2, x.shape[-1] // 2
+        for module in self.blocks:
+            if isinstance(module, nn.MaxPool2d):
+                h, w = -(-h // 2), -(-w // 2)
+        if x.shape[0] * h * w < 2:
+            raise ValueError(
+                f"x must give BatchNorm more than one value per channel in training mode, got "
+                f"shape {tuple(x.shape)} (the last block sees {h}x{w} per image); use a batch "
+                "of at least 2, larger images, or model.eval()"
+            )
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Map pooled embeddings to class logits.
@@ -265,7 +320,7 @@ class ConvNet(nn.Module):
         >>> ConvNet(ConvNetConfig(channels=4)).forward_head(torch.zeros(3, 4)).shape
         torch.Size([3, 2])
         """
-        check_features(features, self.config.channels)
+        check_features(features, self.config.channels, dtype=self.classifier.weight.dtype)
         logits: torch.Tensor = self.head(features)
         return logits
 

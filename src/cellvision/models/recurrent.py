@@ -21,6 +21,8 @@ from cellvision.config import (
     check_positive_int,
     check_probability,
 )
+from cellvision.layers._checks import check_dtype
+from cellvision.models._common import check_parameter_budget
 from cellvision.models._registry import register_model
 
 __all__ = ["RecurrentConfig", "RecurrentRegressor"]
@@ -44,7 +46,8 @@ class RecurrentConfig(Config):
         Features per time step (13: all measurement columns of the Air Quality data; 12
         after dropping ``NMHC(GT)``).
     hidden_size : int, default 64
-        Width of the hidden state.
+        Width of the recurrent hidden state, and so of the embedding that
+        :meth:`RecurrentRegressor.forward_features` returns.
     num_layers : int, default 2
         Stacked recurrent layers.
     dropout : float, default 0.0
@@ -83,12 +86,37 @@ class RecurrentConfig(Config):
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, CELLS)
-        check_positive_int("input_size", self.input_size)
-        check_positive_int("hidden_size", self.hidden_size)
-        check_positive_int("num_layers", self.num_layers)
-        check_probability("dropout", self.dropout)
-        check_positive_int("output_size", self.output_size)
+        # Stored as Python numbers (numpy scalars accepted) so the config serialises to JSON.
+        for name in ("input_size", "hidden_size", "num_layers", "output_size"):
+            object.__setattr__(self, name, check_positive_int(name, getattr(self, name)))
+        object.__setattr__(self, "dropout", check_probability("dropout", self.dropout))
         check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+
+    def parameter_count(self) -> int:
+        """Return the number of learnable parameters of a :class:`RecurrentRegressor`.
+
+        Computed from the fields alone, so that an absurd config (for instance from a crafted
+        checkpoint) is refused before any allocation.
+
+        Returns
+        -------
+        int
+            Equal to ``sum(p.numel() for p in RecurrentRegressor(config).parameters())``.
+
+        Examples
+        --------
+        >>> config = RecurrentConfig(cell="gru", input_size=3, hidden_size=4)
+        >>> config.parameter_count() == sum(
+        ...     p.numel() for p in RecurrentRegressor(config).parameters())
+        True
+        """
+        gates = {"rnn": 1, "gru": 3, "lstm": 4}[self.cell]
+        h = self.hidden_size
+        total = 0
+        for layer in range(self.num_layers):
+            width = self.input_size if layer == 0 else h
+            total += gates * h * (width + h + 2)  # weight_ih, weight_hh, bias_ih, bias_hh
+        return total + h * self.output_size + self.output_size
 
 
 @register_model("lstm_regressor", cell="lstm")
@@ -124,6 +152,7 @@ class RecurrentRegressor(nn.Module):
         super().__init__()
         if not isinstance(config, RecurrentConfig):
             raise TypeError(f"config must be a RecurrentConfig, got {type(config).__name__}")
+        check_parameter_budget(config)
         self.config = config
         kwargs: dict[str, object] = {
             "input_size": config.input_size,
@@ -159,10 +188,17 @@ class RecurrentRegressor(nn.Module):
             raise ValueError(f"x must have at least one sample and one step, got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        check_dtype(x, self.head.weight.dtype)
         if lengths is None:
             return None
         lens = torch.as_tensor(lengths)
-        if lens.ndim != 1 or lens.shape[0] != x.shape[0] or lens.is_floating_point():
+        if (
+            lens.ndim != 1
+            or lens.shape[0] != x.shape[0]
+            or lens.is_floating_point()
+            or lens.is_complex()
+            or lens.dtype == torch.bool
+        ):
             raise ValueError(
                 f"lengths must be a 1-D integer tensor of {x.shape[0]} sequence lengths, "
                 f"got {lengths!r}"
@@ -233,6 +269,8 @@ class RecurrentRegressor(nn.Module):
         ------
         ValueError
             If ``features`` does not have shape ``(batch, hidden_size)``.
+        TypeError
+            If ``features`` is not a floating-point tensor of the model's dtype.
 
         Examples
         --------
@@ -240,6 +278,9 @@ class RecurrentRegressor(nn.Module):
         >>> model.forward_head(torch.zeros(3, 6)).shape
         torch.Size([3, 2])
         """
+        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
+            raise TypeError(f"features must be a floating-point tensor, got {features!r}")
+        check_dtype(features, self.head.weight.dtype, "features")
         if features.ndim != 2 or features.shape[1] != self.config.hidden_size:
             raise ValueError(
                 f"features must have shape (batch, {self.config.hidden_size}), got "
@@ -312,6 +353,11 @@ class RecurrentRegressor(nn.Module):
         """
         check_positive_int("batch_size", batch_size)
         check_positive_int("seq_len", seq_len)
+        if batch_size * seq_len * self.config.input_size > 1 << 32:  # 16 GiB of float32
+            raise ValueError(
+                f"batch_size and seq_len must keep the example at most 2**32 values, got "
+                f"batch_size={batch_size!r}, seq_len={seq_len!r}"
+            )
         param = self.head.weight
         gen_device = generator.device if generator is not None else torch.device("cpu")
         x = torch.randn(

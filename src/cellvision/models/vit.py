@@ -20,7 +20,7 @@ from cellvision.config import (
     check_positive_int,
     check_probability,
 )
-from cellvision.layers._checks import check_features, random_images
+from cellvision.layers._checks import check_features, check_image_batch, random_images
 from cellvision.layers.heads import ClassFreqsLike, as_class_freqs
 from cellvision.layers.patch_embed import (
     PATCH_REMAINDER_POLICIES,
@@ -29,7 +29,13 @@ from cellvision.layers.patch_embed import (
     patch_grid_size,
 )
 from cellvision.layers.transformer import PreNormTransformerBlock
-from cellvision.models._common import as_int, check_bool, check_n_classes, init_head
+from cellvision.models._common import (
+    as_int,
+    check_bool,
+    check_n_classes,
+    check_parameter_budget,
+    init_head,
+)
 from cellvision.models._registry import register_model
 
 __all__ = ["ViT", "ViTConfig"]
@@ -66,7 +72,8 @@ class ViTConfig(Config):
     n_heads : int, default 8
         Attention heads per block.
     hidden_size : int, default 2048
-        Hidden units of each block's GELU MLP.
+        Hidden units of each block's GELU MLP (``emb_size -> hidden_size -> emb_size``); not
+        the token width, which is ``emb_size``.
     in_channels : int, default 1
         Image channels.
     dropout : float, default 0.0
@@ -150,8 +157,10 @@ class ViTConfig(Config):
                 f"emb_size must be divisible by n_heads, got emb_size={self.emb_size!r} "
                 f"and n_heads={self.n_heads!r}"
             )
-        check_probability("dropout", self.dropout)
-        check_probability("attn_dropout", self.attn_dropout)
+        object.__setattr__(self, "dropout", check_probability("dropout", self.dropout))
+        object.__setattr__(
+            self, "attn_dropout", check_probability("attn_dropout", self.attn_dropout)
+        )
         check_choice("pool", self.pool, ("cls", "mean"))
         check_choice("patch_remainder", self.patch_remainder, PATCH_REMAINDER_POLICIES)
         patch_grid_size(self.img_size, self.patch_size, self.patch_remainder)
@@ -159,6 +168,32 @@ class ViTConfig(Config):
             check_bool(name, getattr(self, name))
         freqs = as_class_freqs(self.class_freqs, n_classes=self.n_classes)
         object.__setattr__(self, "class_freqs", freqs)
+
+    def parameter_count(self) -> int:
+        """Return the number of learnable parameters of a :class:`ViT` with this config.
+
+        Computed from the fields alone, without building anything, so that an absurd config
+        (``patch_size=10**5``, or one from a crafted checkpoint) is refused before any
+        allocation.
+
+        Returns
+        -------
+        int
+            Equal to ``sum(p.numel() for p in ViT(config).parameters())``.
+
+        Examples
+        --------
+        >>> config = ViTConfig(n_blks=1, emb_size=8, n_heads=2, hidden_size=16)
+        >>> config.parameter_count() == sum(p.numel() for p in ViT(config).parameters())
+        True
+        """
+        d, h, p = self.emb_size, self.hidden_size, self.patch_size
+        patches = self.in_channels * d * p * p + d
+        tokens = d + (1 + self.grid_size**2) * d  # class token + position embeddings
+        attention = d * 3 * d + (3 * d if self.qkv_bias else 0) + d * d + d
+        block = 2 * d + attention + 2 * d + d * h + h + h * d + d
+        head = 2 * d + d * self.n_classes + self.n_classes  # final LayerNorm + linear head
+        return patches + tokens + self.n_blks * block + head
 
     @property
     def grid_size(self) -> int:
@@ -227,6 +262,7 @@ class ViT(nn.Module):
         super().__init__()
         if not isinstance(config, ViTConfig):
             raise TypeError(f"config must be a ViTConfig, got {type(config).__name__}")
+        check_parameter_budget(config)
         self.config = config
         dim = config.emb_size
         self.patch_embed = PatchEmbed(
@@ -308,8 +344,11 @@ class ViT(nn.Module):
 
         Raises
         ------
-        TypeError, ValueError
-            If ``x`` is not a floating 4-D tensor with ``in_channels`` channels and (unless
+        TypeError
+            If ``x`` is not a floating-point tensor of the model's dtype (float32 unless the
+            model was converted; any float under :func:`torch.autocast`).
+        ValueError
+            If ``x`` is not 4-D with ``in_channels`` channels and (unless
             ``dynamic_img_size``) side ``img_size``.
 
         Examples
@@ -318,6 +357,7 @@ class ViT(nn.Module):
         >>> model.forward_tokens(model.example_input(2)).shape
         torch.Size([2, 5, 8])
         """
+        check_image_batch(x, self.config.in_channels, dtype=self.pos_embed.dtype)
         tokens: torch.Tensor = self.patch_embed(x)
         rows, cols = self.patch_embed.output_grid(x.shape[-2], x.shape[-1])
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
@@ -383,7 +423,7 @@ class ViT(nn.Module):
         >>> model.forward_head(torch.zeros(2, 8)).shape
         torch.Size([2, 3])
         """
-        check_features(features, self.config.emb_size)
+        check_features(features, self.config.emb_size, dtype=self.head.weight.dtype)
         logits: torch.Tensor = self.head(features)
         return logits
 
