@@ -11,7 +11,7 @@ torch.Size([1, 3, 8])
 from __future__ import annotations
 
 from cellvision.layers.attention import MultiHeadSelfAttention
-from cellvision.layers.conv import ConvBlock, check_odd_kernel_size
+from cellvision.layers.conv import ConvBlock, ResidualBlock, check_odd_kernel_size
 from cellvision.layers.heads import (
     ClassFreqsLike,
     as_class_freqs,
@@ -36,6 +36,7 @@ __all__ = [
     "PatchEmbed",
     "PatchRemainder",
     "PreNormTransformerBlock",
+    "ResidualBlock",
     "as_class_freqs",
     "check_odd_kernel_size",
     "class_prior_log_probs",

@@ -1,4 +1,5 @@
-"""Convolution block: ``Conv2d -> BatchNorm2d -> ReLU -> Dropout`` at constant spatial size."""
+"""Convolution blocks: ``Conv2d -> BatchNorm2d -> ReLU -> Dropout`` at constant spatial size, and
+the two-convolution residual block of the small residual networks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from torch import nn
 
 from cellvision.config import as_builtin_number, check_positive_int, check_probability
 
-__all__ = ["ConvBlock", "check_odd_kernel_size"]
+__all__ = ["ConvBlock", "ResidualBlock", "check_odd_kernel_size"]
 
 
 class ConvBlock(nn.Module):
@@ -84,6 +85,85 @@ class ConvBlock(nn.Module):
         """
         out: torch.Tensor = self.drop(self.act(self.norm(self.conv(x))))
         return out
+
+
+class ResidualBlock(nn.Module):
+    """Basic residual block: two 3x3 ``Conv -> BatchNorm`` with a ReLU between, plus a shortcut.
+
+    ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``. The first convolution has the
+    block's ``stride``; when the stride or the channel count changes, the shortcut is a strided
+    1x1 ``Conv -> BatchNorm`` projection, otherwise the identity. Convolutions have no bias (the
+    batch norms shift).
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    out_channels : int
+        Output channels.
+    stride : int, default 1
+        Stride of the first convolution and of the projection (2 halves height and width,
+        rounding up).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a size or the stride is not a positive integer.
+
+    References
+    ----------
+    K. He, X. Zhang, S. Ren, J. Sun, "Deep residual learning for image recognition", CVPR 2016.
+
+    Examples
+    --------
+    >>> block = ResidualBlock(8, 16, stride=2)
+    >>> block(torch.randn(2, 8, 9, 9)).shape
+    torch.Size([2, 16, 5, 5])
+    >>> ResidualBlock(8, 8).shortcut
+    Identity()
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        check_positive_int("in_channels", in_channels)
+        check_positive_int("out_channels", out_channels)
+        check_positive_int("stride", stride)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Shape ``(B, in_channels, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, out_channels, ceil(H / stride), ceil(W / stride))``, after the final
+            ReLU.
+
+        Examples
+        --------
+        >>> bool((ResidualBlock(2, 3)(torch.randn(4, 2, 5, 5)) >= 0).all())
+        True
+        """
+        identity = self.shortcut(x)
+        out = self.act(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        result: torch.Tensor = self.act(out + identity)
+        return result
 
 
 def check_odd_kernel_size(kernel_size: object, name: str = "kernel_size") -> None:

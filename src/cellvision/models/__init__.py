@@ -19,6 +19,7 @@ from cellvision.models._registry import (
 )
 from cellvision.models.convnet import ConvNet, ConvNetConfig
 from cellvision.models.recurrent import RecurrentConfig, RecurrentRegressor
+from cellvision.models.resnet import ResNet, ResNetConfig
 from cellvision.models.vit import ViT, ViTConfig
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "ModelEntry",
     "RecurrentConfig",
     "RecurrentRegressor",
+    "ResNet",
+    "ResNetConfig",
     "ViT",
     "ViTConfig",
     "create_model",
