@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +28,10 @@ from cellvision.data import CELL_CYCLE_PHASES, CHANNEL_SIGNALS, load_cells
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [
-    base / "shared" / "data" / "jurkat" / "Experiment_1" for base in (REPO.parent, Path("/work"))
+    Path(os.environ.get("CELLVISION_SHARED", REPO.parent / "shared"))
+    / "data"
+    / "jurkat"
+    / "Experiment_1"
 ]
 CHANNELS = ("Ch3", "Ch4", "Ch6")
 

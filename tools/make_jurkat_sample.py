@@ -17,6 +17,7 @@ Usage (needs Pillow, the ``images`` extra)::
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,12 @@ import numpy as np
 from cellvision.data import CELL_CYCLE_PHASES, LABEL_FREE_CHANNELS, load_cells
 
 REPO = Path(__file__).resolve().parents[1]
-# ../shared/data from the repository root; a git worktree elsewhere falls back to /work/shared.
+# ../shared/data from the repository root, or $CELLVISION_SHARED/data (e.g. from a git worktree).
 SOURCES = [
-    base / "shared" / "data" / "jurkat" / "Experiment_1" for base in (REPO.parent, Path("/work"))
+    Path(os.environ.get("CELLVISION_SHARED", REPO.parent / "shared"))
+    / "data"
+    / "jurkat"
+    / "Experiment_1"
 ]
 KEEP_ALL = ("Metaphase", "Anaphase", "Telophase")
 

@@ -3,12 +3,13 @@
 Montages are written inside the tests as 16-bit PackBits TIFFs (the release's format) from
 tiles whose values are known, so every expectation is computed from those tiles by a naive
 reference written here. When the developer copy of the real release is present
-(``../shared/data/jurkat`` next to the repository, or ``/work/shared/data/jurkat``), it is read
-once per module and checked against the counts published in its README.
+(``../shared/data/jurkat`` next to the repository, or ``$CELLVISION_SHARED/data/jurkat``), it
+is read once per module and checked against the counts published in its README.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -515,7 +516,9 @@ def test_reader_rejects_bad_options(release, kwargs, error, match):
 
 # ----------------------------------------------------------------------------- real data
 REPO = Path(__file__).resolve().parents[2]
-JURKAT_CANDIDATES = [REPO.parent / "shared" / "data" / "jurkat", Path("/work/shared/data/jurkat")]
+# The shared folder sits next to the repository; CELLVISION_SHARED points elsewhere (a worktree).
+SHARED = Path(os.environ.get("CELLVISION_SHARED", REPO.parent / "shared"))
+JURKAT_CANDIDATES = [SHARED / "data" / "jurkat"]
 JURKAT = next((p for p in JURKAT_CANDIDATES if (p / "Experiment_1").is_dir()), None)
 RELEASE_COUNTS = {
     "G1": 540,
