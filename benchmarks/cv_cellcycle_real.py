@@ -154,16 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {args.data_dir}; {args.folds} stratified folds, seed {args.seed}; "
           f"torch threads {torch.get_num_threads()}")  # fmt: skip
     names: tuple[str, ...] = ()
-    lines: list[str] = []
+    header_printed = False
     table: dict[str, Any] = {}
     for name, base, suffixes in rows:
         recipe = base_recipe(base, changes)
         data = data_for(recipe)
         names = data.class_names
-        if not lines:
+        if not header_printed:
             header += "  recall " + " ".join(f"{n[:5]:>5s}" for n in names) + "  seconds"
             print(header)
             print("-" * len(header))
+            header_printed = True
         options: dict[str, Any] = {}
         if "tta" in suffixes:
             options["tta"] = "d4"
@@ -185,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             result = result.with_options(data, **options)
             seconds = time.perf_counter() - start
-        line = format_row(name, result, seconds, names)
-        lines.append(line)
-        print(line, flush=True)
+        print(format_row(name, result, seconds, names), flush=True)
         table[name] = {
             "recipe": recipe.replace(**options).to_dict() if options else recipe.to_dict(),
             "retrained": not options,
