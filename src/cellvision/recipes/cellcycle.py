@@ -508,7 +508,7 @@ def load_data(
     *,
     synthetic: bool = False,
     quick: bool = False,
-    channels: Sequence[str] = DEFAULT_CHANNELS,
+    channels: Sequence[str] | None = None,
     counts: Sequence[int] | None = None,
     size: int | None = None,
     seed: int = 0,
@@ -536,9 +536,10 @@ def load_data(
         Synthetic cells instead of the embedded real sample.
     quick : bool, default False
         The small synthetic data set (the real sample is small already).
-    channels : sequence of str, default DEFAULT_CHANNELS
-        Channels to stack (folder, sample) or their number (synthetic); the default
-        ``("Ch3", "Ch6")`` is label-free.
+    channels : sequence of str, optional
+        Channels to stack (folder, sample) or their number (synthetic). Default: the
+        label-free :data:`~cellvision.data.DEFAULT_CHANNELS` ``("Ch3", "Ch6")`` for real
+        cells, one channel for synthetic cells (as in 0.1.0).
     counts : sequence of int, optional
         Synthetic cells per class (implies ``synthetic``; overrides ``quick``).
     size : int, optional
@@ -571,6 +572,8 @@ def load_data(
     (12, 'synthetic cells 16x16, seed 0')
     """
     synthetic = synthetic or counts is not None or size is not None
+    if channels is None:
+        channels = ("Ch3",) if synthetic else DEFAULT_CHANNELS
     names = tuple(channels)
     if data_dir is not None:
         if synthetic:
