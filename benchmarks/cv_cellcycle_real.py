@@ -3,7 +3,8 @@
 Every row is 5-fold stratified cross-validation (:func:`cellvision.recipes.cellcycle.
 cross_validate`, the same folds for every row: they depend on the labels and ``--seed`` only)
 on a labelled montage folder of the release, by default ``../shared/data/jurkat/Experiment_1``
-(the developer copy; a clear message and exit status 0 when it is absent). For each row it
+(the developer copy; ``$CELLVISION_SHARED/data/jurkat/Experiment_1`` when that variable is
+set; a clear message and exit status 0 when it is absent). For each row it
 prints mean +- sd over the folds of balanced accuracy, macro F1, Cohen's kappa and AUROC,
 the per-class recall pooled out of fold, and the wall time.
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,7 +56,9 @@ from cellvision.recipes.cellcycle import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "jurkat" / "Experiment_1"
+# The shared folder sits next to the repository; CELLVISION_SHARED points elsewhere (a worktree).
+SHARED = Path(os.environ.get("CELLVISION_SHARED", REPO.parent / "shared"))
+DEFAULT_DATA = SHARED / "data" / "jurkat" / "Experiment_1"
 #: Row base name -> how to build its recipe from the default recipe.
 LOSS_ALIASES = {
     "ce": "cross_entropy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -421,12 +422,12 @@ def test_cross_validation_variants_reuse_the_trained_folds(small: Any) -> None:
         cross_validate(recipe, small, n_splits=3, device="cpu").with_options(small)
 
 
-# The developer data (../shared/data/jurkat from the repository root; a worktree also looks
-# in the main checkout's place); absent in a user's fresh clone.
-_CANDIDATES = [
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "jurkat",
-    Path("/work/shared/data/jurkat"),
-]
+# The developer data: ../shared/data/jurkat next to the repository, or
+# $CELLVISION_SHARED/data/jurkat (a worktree); absent in a user's fresh clone.
+_SHARED = Path(
+    os.environ.get("CELLVISION_SHARED", Path(__file__).resolve().parents[2].parent / "shared")
+)
+_CANDIDATES = [_SHARED / "data" / "jurkat"]
 JURKAT = next((p for p in _CANDIDATES if (p / "Experiment_1").is_dir()), None)
 
 

@@ -2,9 +2,10 @@
 
 The recipe, top to bottom:
 
-1. **data**: the package's default cells (:func:`load_data`; today synthetic cells from
-   :func:`cellvision.data.make_synthetic_cells`) or a Jurkat ``CellCycle`` folder (G1/S/G2
-   merged into Interphase), held in memory;
+1. **data**: the package's embedded sample of real Jurkat cells (:func:`load_data`, label-free
+   channels Ch3 + Ch6), a labelled folder read by :func:`cellvision.data.load_cells`
+   (per-cell files or the release's montages; G1/S/G2 merged into Interphase), or synthetic
+   cells for tests and demos, held in memory;
 2. **split**: stratified train / validation / test indices
    (:func:`cellvision.splits.train_val_test_split`); the per-channel normalisation is fitted on
    the training cells only and travels with the trained model;
@@ -13,12 +14,18 @@ The recipe, top to bottom:
 4. **augmentation**: dihedral flips/rotations, reflected shifts and intensity jitter, run on
    the device by the engine's ``batch_transform``;
 5. **model**: the registered model with its head initialised to the class prior of the
-   training batches (:func:`~cellvision.sampling.expected_class_distribution`), AdamW and a
-   linear warm-up + cosine schedule stepped per batch (:mod:`cellvision.optim`);
+   training batches (:func:`~cellvision.sampling.expected_class_distribution`) in the form
+   the recipe's ``loss`` wants, AdamW and a linear warm-up + cosine schedule stepped per batch
+   (:mod:`cellvision.optim`); ``mixup`` mixes the batches, ``n_models`` trains an ensemble;
 6. **training**: :func:`cellvision.engine.fit`, with a balanced report on the validation cells
    every epoch; ``select="last"`` keeps the last epoch, ``select="best"`` restores the epoch
    with the best validation balanced accuracy;
-7. **testing**: :func:`evaluate` on cells that neither trained nor selected anything.
+7. **testing**: :func:`evaluate` on cells that neither trained nor selected anything,
+   through the classifier's inference path (``tta``, ``logit_adjust``, the ensemble mean and
+   the ``amp``/``channels_last`` fast path).
+
+:func:`default_recipe` gives the named presets (:data:`PRESETS`: ``realtime``, the default;
+``accurate``; ``legacy``, the 0.1.0 recipe) or a model's tuned defaults.
 
 :func:`train` returns a :class:`TrainedClassifier` that predicts new cells and saves itself to
 one safe checkpoint; :func:`cross_validate` repeats the recipe over stratified folds;
