@@ -438,3 +438,26 @@ def test_load_unlabelled_reads_a_real_montage_folder() -> None:
     assert images.shape[1:] == (2, 40, 40)
     assert len(ids) == 9  # the 9 anaphase cells, padding and the repeated tile dropped
     assert ids[0] == "CP0001#0"
+
+
+def test_load_data_reads_a_labelled_montage_folder(tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(1)
+    tiles = {"G1": 4, "S_phase": 2, "Prophase": 3, "Metaphase": 2, "Anaphase": 2, "Telophase": 2}
+    for phase, n in tiles.items():
+        (tmp_path / phase).mkdir()
+        for channel in ("Ch3", "Ch6"):
+            # One row of n tiles of 40 x 40 noise (column-major order: tile k is column k).
+            pixels = rng.integers(1000, 60000, size=(40, 40 * n)).astype(np.uint16)
+            image.fromarray(pixels).save(tmp_path / phase / f"{channel}_CP0001.tif")
+    data, text = load_data(tmp_path)
+    assert data.images.shape[1:] == (2, 40, 40)
+    assert dict(data.counts) == {
+        "Interphase": 6, "Prophase": 3, "Metaphase": 2, "Anaphase": 2, "Telophase": 2,
+    }  # fmt: skip
+    assert data.ids is not None
+    assert "Prophase/CP0001#2" in data.ids
+    assert "Ch3, Ch6" in text
+    images, ids = load_unlabelled(tmp_path)  # the labels are ignored, the ids kept
+    assert ids == list(data.ids)
+    assert torch.equal(images, data.images)
