@@ -121,7 +121,7 @@ def test_train_on_the_real_sample_then_predict_a_montage_folder(tmp_path: Path) 
     )  # fmt: skip
     assert code == 0, err
     assert "embedded real Jurkat sample" in stdout
-    assert "Ch3 (brightfield), Ch6 (darkfield" in stdout
+    assert "Ch3 = brightfield, Ch6 = darkfield" in stdout
     assert "label-free" in stdout
     assert "NOT label-free" not in stdout + err
     assert "cellcycle_resnet epoch   1/1:" in stdout  # one line per epoch, counted from 1
@@ -264,7 +264,7 @@ def test_a_run_with_the_dna_stain_warns_that_it_is_not_label_free(tmp_path: Path
         "--out", str(out),
     )  # fmt: skip
     assert code == 0, err
-    assert "Ch4 (DNA stain" in stdout
+    assert "Ch4 = DNA stain" in stdout
     assert "WARNING: this run is NOT label-free: Ch4" in err
     results = json.loads((out / "results.json").read_text())
     assert results["label_free"] is False

@@ -288,9 +288,9 @@ def test_build_model_sizes_the_resnet_and_counts_its_parameters() -> None:
 
 
 def test_channel_report_warns_about_the_dna_stain() -> None:
-    assert channel_report(["Ch3"]) == ["channels: Ch3 (brightfield); label-free"]
+    assert channel_report(["Ch3"]) == ["channels: Ch3 = brightfield; label-free"]
     lines = channel_report(["Ch3", "Ch4"])
-    assert "Ch4 (DNA stain" in lines[0]
+    assert "Ch4 = DNA stain" in lines[0]
     assert lines[-1].startswith("WARNING: this run is NOT label-free: Ch4")
 
 

@@ -492,12 +492,12 @@ def channel_report(channels: Sequence[str]) -> list[str]:
     Examples
     --------
     >>> channel_report(("Ch3", "Ch6"))
-    ['channels: Ch3 (brightfield), Ch6 (darkfield (side scatter)); label-free']
+    ['channels: Ch3 = brightfield, Ch6 = darkfield (side scatter); label-free']
     >>> channel_report(["Ch4"])[-1][:33]
     'WARNING: this run is NOT label-fr'
     """
     names = [channel_name(c) for c in channels]
-    listed = ", ".join(f"{c} ({CHANNEL_SIGNALS.get(c, 'unknown signal')})" for c in names)
+    listed = ", ".join(f"{c} = {CHANNEL_SIGNALS.get(c, 'unknown signal')}" for c in names)
     if is_label_free(names):
         return [f"channels: {listed}; label-free"]
     others = [c for c in names if c not in LABEL_FREE_CHANNELS]
