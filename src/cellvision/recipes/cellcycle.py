@@ -816,19 +816,21 @@ def build_model(
     ...             ).config.widths
     (8, 16, 32)
     """
-    freqs = np.asarray(class_freqs, dtype=np.float64)
-    freqs = freqs / freqs.sum()
-    if recipe.loss == "logit_adjusted":
-        freqs = freqs ** (1.0 - recipe.tau)
-    elif recipe.loss == "balanced_softmax":
-        freqs = np.ones_like(freqs)
-    class_freqs = (freqs / freqs.sum()).tolist()
+    # The prior-based losses add (tau times) the log prior back in training; the head starts
+    # at the rest, so the untrained model still predicts the training mix in the loss.
+    # Other losses keep class_freqs untouched (the 0.1.0 recipe stays bit for bit the same).
+    head_freqs: Sequence[float] = class_freqs
+    if recipe.loss in _PRIOR_ADJUSTING_LOSSES:
+        freqs = np.asarray(class_freqs, dtype=np.float64)
+        power = 1.0 - recipe.tau if recipe.loss == "logit_adjusted" else 0.0
+        freqs = (freqs / freqs.sum()) ** power
+        head_freqs = (freqs / freqs.sum()).tolist()
     common: dict[str, Any] = {
         "n_classes": n_classes,
         "in_channels": in_channels,
         "img_size": img_size,
         "dropout": recipe.dropout,
-        "class_freqs": class_freqs,
+        "class_freqs": head_freqs,
     }
     if recipe.model == "cellcycle_convnet":
         sized: dict[str, Any] = {
@@ -858,7 +860,7 @@ def build_model(
         head = getattr(model, "classifier", None) or getattr(model, "head", None)
         if not isinstance(head, nn.Linear):
             raise ValueError(f"model {recipe.model!r} must have a linear head for one_vs_all")
-        init_prior_log_odds_(head, class_freqs)
+        init_prior_log_odds_(head, list(class_freqs))
     return model
 
 
