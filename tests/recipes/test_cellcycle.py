@@ -461,3 +461,25 @@ def test_load_data_reads_a_labelled_montage_folder(tmp_path: Path) -> None:
     images, ids = load_unlabelled(tmp_path)  # the labels are ignored, the ids kept
     assert ids == list(data.ids)
     assert torch.equal(images, data.images)
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        ("cross_entropy", lambda p: np.log(p)),
+        ("focal", lambda p: np.log(p)),
+        ("logit_adjusted", lambda p: 0.25 * np.log(p)),  # (1 - tau) log prior, tau = 0.75
+        ("balanced_softmax", lambda p: np.zeros_like(p)),
+        ("one_vs_all", lambda p: np.log(p / (1 - p))),
+    ],
+)
+def test_the_head_starts_where_the_loss_wants_it(loss: str, expected: Any) -> None:
+    prior = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
+    recipe = CellCycleRecipe(width=4, depth=1, loss=loss, tau=0.75)
+    model = build_model(recipe, n_classes=5, in_channels=1, img_size=16, class_freqs=prior)
+    bias = model.classifier.bias.detach().double().numpy()
+    want = expected(prior)
+    if loss == "one_vs_all":
+        np.testing.assert_allclose(bias, want, rtol=1e-5)
+    else:  # a softmax head is defined up to a constant
+        np.testing.assert_allclose(bias - bias.mean(), want - want.mean(), atol=1e-5)
