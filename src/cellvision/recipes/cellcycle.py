@@ -2147,11 +2147,11 @@ def sweep_objective(
     trial : optuna.trial.Trial or compatible
         The trial.
     quick : bool, default False
-        The quick data and 2 epochs per trial (8 otherwise).
+        2 epochs per trial (8 otherwise).
     seed : int, default 0
         Seed of the data, split and training.
     data : CellImageDataset, optional
-        Cells to use instead of :func:`load_data`'s default.
+        Cells to use instead of :func:`load_data`'s default (the embedded real sample).
     epochs : int, optional
         Epochs per trial (overrides ``quick``).
 
