@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "baseline_epochs": args.baseline_epochs,
         "seed": args.seed,
     }
-    recipe = default_recipe(quick=args.quick, **{k: v for k, v in changes.items() if v is not None})
+    recipe = default_recipe(
+        "cellcycle_convnet", quick=args.quick, **{k: v for k, v in changes.items() if v is not None}
+    )
     data, description = load_data(
         args.data_dir, quick=args.quick, counts=args.counts, size=args.size, seed=recipe.seed
     )

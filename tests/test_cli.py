@@ -101,59 +101,71 @@ def test_bad_input_from_the_installed_entry_point_has_no_traceback() -> None:
     assert err.startswith("cellvision: error: lr must be")
 
 
-def test_train_quick_then_predict_writes_one_row_per_cell(tmp_path: Path) -> None:
+def montage_folder(root: Path, channels: tuple[str, ...], grid: tuple[int, int]) -> Path:
+    """An unlabelled montage folder, <root>/Ch<k>_CP0001.tif, 40x40 noise tiles (uint16)."""
     image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    rows, cols = grid
+    for channel in channels:
+        pixels = rng.integers(1000, 60000, size=(40 * rows, 40 * cols)).astype(np.uint16)
+        image.fromarray(pixels).save(root / f"{channel}_CP0001.tif")
+    return root
+
+
+def test_train_on_the_real_sample_then_predict_a_montage_folder(tmp_path: Path) -> None:
     out = tmp_path / "train"
     code, stdout, err = run(
-        "cellcycle",
-        "train",
-        "--quick",
-        "--epochs",
-        "1",
-        "--baseline-epochs",
-        "0",
-        "--no-figures",
-        "--out",
-        str(out),
-    )
+        "cellcycle", "train", "--quick", "--epochs", "1", "--baseline-epochs", "0",
+        "--no-figures", "--out", str(out),
+    )  # fmt: skip
     assert code == 0, err
-    assert "Test split" in stdout
-    assert "cellcycle_convnet epoch   1/1:" in stdout  # one line per epoch, counted from 1
+    assert "embedded real Jurkat sample" in stdout
+    assert "Ch3 = brightfield, Ch6 = darkfield" in stdout
+    assert "label-free" in stdout
+    assert "NOT label-free" not in stdout + err
+    assert "cellcycle_resnet epoch   1/1:" in stdout  # one line per epoch, counted from 1
+    results = json.loads((out / "results.json").read_text())
+    assert results["label_free"] is True
+    assert results["channels"] == ["Ch3", "Ch6"]
     checkpoint = out / "checkpoint.pt"
 
-    csv_path = tmp_path / "default.csv"
+    # An unlabelled montage of 3 x 4 tiles: one CSV row per cell, fractions printed.
+    cells = montage_folder(tmp_path / "sample", ("Ch3", "Ch6"), (3, 4))
+    csv_path = tmp_path / "cells.csv"
     code, stdout, err = run(
-        "cellcycle", "predict", "--checkpoint", str(checkpoint), "--out", str(csv_path)
-    )
+        "cellcycle", "predict", "--checkpoint", str(checkpoint), "--data-dir", str(cells),
+        "--out", str(csv_path),
+    )  # fmt: skip
     assert code == 0, err
     rows = list(csv.DictReader(csv_path.open()))
-    assert len(rows) == sum(QUICK_COUNTS)
+    assert [r["id"] for r in rows] == [f"CP0001#{k}" for k in range(12)]
     names = ["Interphase", "Prophase", "Metaphase", "Anaphase", "Telophase"]
     assert list(rows[0]) == ["id", "predicted_phase", *(f"p_{n}" for n in names)]
-    for row in rows[:20]:
+    for row in rows:
         probs = [float(row[f"p_{n}"]) for n in names]
         assert sum(probs) == pytest.approx(1.0, abs=1e-4)
         assert row["predicted_phase"] == names[probs.index(max(probs))]
-    fractions = [line for line in stdout.splitlines() if "%" in line]
-    assert len(fractions) == 5
+    predicted = [r["predicted_phase"] for r in rows]
+    fractions = {
+        line.split()[0]: line.split() for line in stdout.splitlines() if line.endswith("%")
+        or "(every phase but Interphase)" in line
+    }  # fmt: skip
+    for name in names:
+        assert int(fractions[name][1]) == predicted.count(name)
+        assert fractions[name][2] == f"{predicted.count(name) / 12:.1%}"
+    mitotic = sum(p != "Interphase" for p in predicted)
+    assert int(fractions["mitotic"][1]) == mitotic
 
-    cells = tmp_path / "cells"
-    cells.mkdir()
-    for cell in ("a1", "a2", "b7"):
-        image.new("L", (48, 48), color=40).save(cells / f"{cell}_Ch3.png")
+    # The checkpoint's channels are required: a folder without Ch6 is a clear error.
+    only_ch3 = montage_folder(tmp_path / "ch3", ("Ch3",), (2, 2))
     code, _, err = run(
-        "cellcycle",
-        "predict",
-        "--checkpoint",
-        str(checkpoint),
-        "--data-dir",
-        str(cells),
-        "--out",
-        str(tmp_path / "cells.csv"),
-    )
-    assert code == 0, err
-    rows = list(csv.DictReader((tmp_path / "cells.csv").open()))
-    assert [r["id"] for r in rows] == ["a1", "a2", "b7"]
+        "cellcycle", "predict", "--checkpoint", str(checkpoint), "--data-dir", str(only_ch3),
+        "--out", str(tmp_path / "x.csv"),
+    )  # fmt: skip
+    assert code != 0
+    assert "without ['Ch6']" in err
+    assert "channels found: ['Ch3']" in err
 
 
 @pytest.mark.slow
@@ -185,15 +197,18 @@ def test_two_sweep_workers_share_one_sqlite_study(tmp_path: Path) -> None:
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
 
 
-def jurkat_like_folder(root: Path, per_phase: int, seed: int) -> Path:
-    """A tiny labelled folder in the Jurkat layout, <phase>/<id>_Ch3.png, noise images."""
+def jurkat_like_folder(
+    root: Path, per_phase: int, seed: int, channels: tuple[str, ...] = ("Ch3",)
+) -> Path:
+    """A tiny labelled folder in the Jurkat layout, <phase>/<id>_Ch<k>.png, noise images."""
     image = pytest.importorskip("PIL.Image")
     rng = np.random.default_rng(seed)
     for phase in ("G1", "Prophase", "Metaphase", "Anaphase", "Telophase"):
         (root / phase).mkdir(parents=True)
         for cell in range(per_phase):
-            pixels = rng.integers(0, 255, size=(32, 32), dtype=np.uint8)
-            image.fromarray(pixels).save(root / phase / f"{cell}_Ch3.png")
+            for channel in channels:
+                pixels = rng.integers(0, 255, size=(32, 32), dtype=np.uint8)
+                image.fromarray(pixels).save(root / phase / f"{cell}_{channel}.png")
     return root
 
 
@@ -208,6 +223,8 @@ def test_train_with_a_separate_test_folder_reports_on_that_folder(tmp_path: Path
         str(data),
         "--test-dir",
         str(test),
+        "--channels",
+        "Ch3",
         "--epochs",
         "1",
         "--baseline-epochs",
@@ -225,11 +242,30 @@ def test_train_with_a_separate_test_folder_reports_on_that_folder(tmp_path: Path
 
 def test_cv_writes_fold_and_pooled_reports(tmp_path: Path) -> None:
     code, stdout, err = run(
-        "cellcycle", "cv", "--quick", "--folds", "2", "--epochs", "1", "--out", str(tmp_path)
-    )
+        "cellcycle", "cv", "--quick", "--synthetic", "--folds", "2", "--epochs", "1",
+        "--tta", "d4", "--out", str(tmp_path),
+    )  # fmt: skip
     assert code == 0, err
     assert "pooled" in stdout
+    assert "recall per class (pooled out of fold): Interphase" in stdout
+    assert "cross-validation wall time:" in stdout
     results = json.loads((tmp_path / "results.json").read_text())
     assert len(results["folds"]) == 2
     assert len(results["fold_of"]) == sum(QUICK_COUNTS)
     assert sorted(set(results["fold_of"])) == [0, 1]
+
+
+def test_a_run_with_the_dna_stain_warns_that_it_is_not_label_free(tmp_path: Path) -> None:
+    data = jurkat_like_folder(tmp_path / "cells", 6, seed=0, channels=("Ch3", "Ch4"))
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        "cellcycle", "cv", "--data-dir", str(data), "--channels", "Ch3", "Ch4", "--folds",
+        "2", "--epochs", "1", "--width", "8", "--depth", "1", "--no-progress",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "Ch4 = DNA stain" in stdout
+    assert "WARNING: this run is NOT label-free: Ch4" in err
+    results = json.loads((out / "results.json").read_text())
+    assert results["label_free"] is False
+    assert results["channels"] == ["Ch3", "Ch4"]

@@ -163,6 +163,8 @@ def test_properties_on_random_configs(setup: tuple[ResNetConfig, int, int, int])
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, config.in_channels, config.img_size, width, generator=g)
     check_classifier_contract(model, x, config.n_classes, config.widths[-1])
+    # The count from the fields alone (used to bound crafted checkpoints) is exact.
+    assert config.parameter_count() == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize(
@@ -198,6 +200,14 @@ def test_input_errors() -> None:
         model.forward_head(torch.zeros(1, 5))
     with pytest.raises(TypeError, match="config must be a ResNetConfig, got ConvNetConfig"):
         ResNet(ConvNetConfig())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"x must have the model's dtype torch.float32"):
+        model(torch.zeros(1, 1, 8, 8, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"features must have the model's dtype torch.float32"):
+        model.forward_head(torch.zeros(1, 4, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts inputs itself
+        assert model(torch.zeros(2, 1, 8, 8, dtype=torch.bfloat16)).shape == (2, 2)
+    with pytest.raises(ValueError, match="at most max_parameters"):
+        ResNet(ResNetConfig(widths=(100_000,), depths=(1,)))
 
 
 def test_residual_block_errors_and_identity() -> None:

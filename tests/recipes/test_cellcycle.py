@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,16 @@ from cellvision.checkpoint import save_checkpoint
 from cellvision.data import make_synthetic_cells
 from cellvision.models import create_model
 from cellvision.recipes.cellcycle import (
+    LOSSES,
     SWEEP_SPACE,
     CellCycleRecipe,
     TrainedClassifier,
+    build_model,
+    channel_report,
     cross_validate,
     default_recipe,
     evaluate,
+    load_data,
     load_unlabelled,
     run_study,
     subset,
@@ -210,9 +215,271 @@ def test_load_unlabelled_reads_a_flat_folder(tmp_path: Path) -> None:
     for cell, level in (("10", 5), ("2", 7), ("3", 9)):
         image.new("L", (8, 8), color=level).save(tmp_path / f"{cell}_Ch3.png")
     (tmp_path / "notes.txt").write_text("not an image")
-    images, ids = load_unlabelled(tmp_path)
+    images, ids = load_unlabelled(tmp_path, channels=["Ch3"])
     assert ids == ["2", "3", "10"]  # natural order
     assert images.shape == (3, 1, 8, 8)
     assert images[:, 0, 0, 0].tolist() == [7, 9, 5]
-    with pytest.raises(ValueError, match="lacks channel"):
+    with pytest.raises(ValueError, match=r"without \['Ch6'\] \(channels found: \['Ch3'\]\)"):
         load_unlabelled(tmp_path, channels=("Ch3", "Ch6"))
+
+
+# --------------------------------------------------------------------------- recipe options
+def normalised(trained: TrainedClassifier, images: torch.Tensor) -> torch.Tensor:
+    """The model input, written out: integer images / max, minus mean, over std."""
+    scale = 255.0 if images.dtype == torch.uint8 else 65535.0
+    mean = trained.mean.float().view(1, -1, 1, 1)
+    std = trained.std.float().clamp(min=1e-6).view(1, -1, 1, 1)
+    return (images.float() / scale - mean) / std
+
+
+def raw_logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(x).float()
+
+
+def test_new_fields_validate_and_round_trip() -> None:
+    recipe = CellCycleRecipe(loss="focal", focal_gamma=np.float32(1.5), tta="d4", n_models=2)
+    assert recipe.focal_gamma == 1.5
+    assert type(recipe.focal_gamma) is float
+    assert CellCycleRecipe.from_json(recipe.to_json()) == recipe
+    for bad, match in [
+        ({"loss": "hinge"}, "loss must"),
+        ({"tta": "d8"}, "tta must"),
+        ({"amp": "fp16"}, "amp must"),
+        ({"n_models": 0}, "n_models must"),
+        ({"mixup": -0.1}, "mixup must be a finite number >= 0"),
+        ({"tau": math.inf}, "tau must be a finite number >= 0"),
+        ({"loss": "balanced_softmax", "logit_adjust": 1.0}, "logit_adjust must be 0"),
+        ({"loss": "logit_adjusted", "logit_adjust": 0.5}, "already removes the training prior"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            CellCycleRecipe(**bad)
+    with pytest.raises(TypeError, match="channels_last must be a bool"):
+        CellCycleRecipe(channels_last=1)
+
+
+def test_presets_and_model_defaults() -> None:
+    legacy = default_recipe(preset="legacy")
+    assert (legacy.model, legacy.channels, legacy.loss, legacy.tta) == (
+        "cellcycle_convnet", ("Ch3",), "cross_entropy", "none",
+    )  # fmt: skip
+    assert legacy == CellCycleRecipe(channels=("Ch3",))  # the 0.1.0 dataclass defaults
+    assert default_recipe() == default_recipe(preset="realtime")
+    assert default_recipe().channels == ("Ch3", "Ch6")
+    assert default_recipe(preset="accurate").tta == "d4"
+    assert default_recipe("cellcycle_resnet").model == "cellcycle_resnet"
+    with pytest.raises(ValueError, match="not both"):
+        default_recipe("cellcycle_convnet", preset="legacy")
+    with pytest.raises(ValueError, match="preset must"):
+        default_recipe(preset="fastest")
+
+
+def test_build_model_sizes_the_resnet_and_counts_its_parameters() -> None:
+    recipe = CellCycleRecipe(model="cellcycle_resnet", width=8, depth=3)
+    model = build_model(recipe, n_classes=5, in_channels=2, img_size=40, class_freqs=[1] * 5)
+    assert model.config.widths == (8, 16, 32)
+    assert model.config.stem_channels == 8
+    expected = sum(p.numel() for p in model.parameters())
+    assert model.config.parameter_count() == expected
+    for widths, depths, stride in [((4, 4), (2, 1), 1), ((6, 12, 6), (1, 3, 2), 2)]:
+        config = model.config.replace(widths=widths, depths=depths, stem_stride=stride)
+        built = type(model)(config)
+        assert config.parameter_count() == sum(p.numel() for p in built.parameters())
+
+
+def test_channel_report_warns_about_the_dna_stain() -> None:
+    assert channel_report(["Ch3"]) == ["channels: Ch3 = brightfield; label-free"]
+    lines = channel_report(["Ch3", "Ch4"])
+    assert "Ch4 = DNA stain" in lines[0]
+    assert lines[-1].startswith("WARNING: this run is NOT label-free: Ch4")
+
+
+def test_load_data_defaults_to_the_real_sample() -> None:
+    data, text = load_data()
+    assert len(data) == 1026
+    assert data.images.shape[1:] == (2, 40, 40)
+    assert data.class_names == ("Interphase", "Prophase", "Metaphase", "Anaphase", "Telophase")
+    assert data.ids is not None
+    assert "real" in text
+    brightfield, _ = load_data(channels=["Ch3"])
+    assert torch.equal(brightfield.images[:, 0], data.images[:, 0])
+    synthetic, text = load_data(synthetic=True, quick=True, channels=["Ch3", "Ch6"])
+    assert synthetic.images.shape[1:] == (2, 48, 48)
+    assert text.startswith("synthetic")
+    with pytest.raises(ValueError, match="data_dir must be None"):
+        load_data(".", synthetic=True)
+
+
+@pytest.fixture(scope="module")
+def small() -> Any:
+    return make_synthetic_cells([24, 10, 8, 8, 8], size=16, seed=3)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains_one_epoch_and_predicts(small: Any, loss: str) -> None:
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, loss=loss, tau=0.5)
+    trained = train(recipe, small, device="cpu", progress=False)
+    assert np.isfinite(trained.history[-1]["train_loss"])
+    proba = trained.predict_proba(small.images)
+    torch.testing.assert_close(proba.sum(1), torch.ones(len(small)))
+    z = raw_logits(trained.model, normalised(trained, small.images))
+    if loss == "one_vs_all":
+        sig = torch.sigmoid(z)
+        torch.testing.assert_close(proba, sig / sig.sum(1, keepdim=True), atol=1e-5, rtol=1e-4)
+    else:
+        torch.testing.assert_close(proba, z.softmax(1), atol=1e-5, rtol=1e-4)
+    assert torch.equal(trained.predict(small.images), proba.argmax(1))
+
+
+def test_logit_adjust_subtracts_tau_log_prior_from_the_plain_logits(small: Any) -> None:
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, logit_adjust=0.7)
+    trained = train(recipe, small, device="cpu", progress=False)
+    plain = raw_logits(trained.model, normalised(trained, small.images))
+    prior = torch.tensor(trained.class_prior) / sum(trained.class_prior)
+    torch.testing.assert_close(
+        trained.logits(small.images), plain - 0.7 * prior.log(), atol=1e-5, rtol=1e-5
+    )
+    off = trained.with_options(logit_adjust=0.0)
+    torch.testing.assert_close(off.logits(small.images), plain, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="inference fields"):
+        trained.with_options(epochs=3)
+
+
+def test_tta_averages_the_eight_dihedral_views(small: Any) -> None:
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, tta="d4")
+    trained = train(recipe, small, device="cpu", progress=False)
+    x = normalised(trained, small.images)
+    views = []
+    for flip in (False, True):
+        for k in range(4):
+            view = torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1))
+            views.append(raw_logits(trained.model, view).softmax(1))
+    expected = torch.stack(views).mean(0)
+    torch.testing.assert_close(trained.predict_proba(small.images), expected, atol=1e-5, rtol=1e-4)
+    plain = trained.with_options(tta="none").predict_proba(small.images)
+    assert not torch.allclose(plain, expected, atol=1e-4)
+
+
+def test_an_ensemble_averages_its_members_and_survives_save_load(
+    small: Any, tmp_path: Path
+) -> None:
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, n_models=3)
+    trained = train(recipe, small, device="cpu", progress=False)
+    assert len(trained.members) == 3
+    x = normalised(trained, small.images)
+    each = [raw_logits(m, x).softmax(1) for m in trained.members]
+    assert not torch.allclose(each[0], each[1])  # different seeds, different members
+    expected = torch.stack(each).mean(0)
+    proba = trained.predict_proba(small.images)
+    torch.testing.assert_close(proba, expected, atol=1e-5, rtol=1e-4)
+    single = train(recipe.replace(n_models=1), small, device="cpu", progress=False)
+    torch.testing.assert_close(single.predict_proba(small.images), each[0], atol=1e-5, rtol=1e-4)
+    again = TrainedClassifier.load(trained.save(tmp_path / "ensemble.pt"))
+    assert len(again.members) == 3
+    assert torch.equal(again.predict_proba(small.images), proba)
+
+
+def test_bf16_channels_last_path_agrees_with_float32() -> None:
+    data = make_synthetic_cells([60, 20, 20, 20, 20], size=40, channels=2, seed=5)
+    recipe = CellCycleRecipe(
+        model="cellcycle_resnet", epochs=2, batch_size=32, width=8, depth=2,
+        amp="bf16", channels_last=True,
+    )  # fmt: skip
+    trained = train(recipe, data, device="cpu", progress=False)
+    fast = trained.predict(data.images)
+    exact = trained.with_options(amp="none", channels_last=False).predict(data.images)
+    assert (fast == exact).float().mean() >= 0.95
+
+
+def test_mixup_mixes_images_and_targets_with_one_lambda() -> None:
+    from cellvision.recipes.cellcycle import _Mixup
+
+    ce = torch.nn.functional.cross_entropy
+    mixup = _Mixup(0.4, ce, None, seed=0)
+    x = torch.randn(6, 1, 4, 4)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    mixed = mixup.transform(x)
+    assert mixup.pending is not None
+    perm, lam = mixup.pending
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[perm])
+    logits = torch.randn(6, 3)
+    expected = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
+    torch.testing.assert_close(mixup.loss(logits, y), expected)
+    torch.testing.assert_close(mixup.loss(logits, y), ce(logits, y))  # validation: plain loss
+
+
+def test_cross_validation_variants_reuse_the_trained_folds(small: Any) -> None:
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1)
+    result = cross_validate(recipe, small, n_splits=3, device="cpu", keep_classifiers=True)
+    same = result.with_options(small)
+    torch.testing.assert_close(same.oof_proba, result.oof_proba)
+    tta = result.with_options(small, tta="d4")
+    for k, trained in enumerate(result.classifiers):
+        mask = torch.from_numpy(result.fold_of == k)
+        expected = trained.with_options(tta="d4").predict_proba(small.images[mask])
+        torch.testing.assert_close(tta.oof_proba[mask], expected)
+    with pytest.raises(ValueError, match="keep_classifiers=True"):
+        cross_validate(recipe, small, n_splits=3, device="cpu").with_options(small)
+
+
+# The developer data: ../shared/data/jurkat next to the repository, or
+# $CELLVISION_SHARED/data/jurkat (a worktree); absent in a user's fresh clone.
+_SHARED = Path(
+    os.environ.get("CELLVISION_SHARED", Path(__file__).resolve().parents[2].parent / "shared")
+)
+_CANDIDATES = [_SHARED / "data" / "jurkat"]
+JURKAT = next((p for p in _CANDIDATES if (p / "Experiment_1").is_dir()), None)
+
+
+@pytest.mark.skipif(JURKAT is None, reason="../shared/data/jurkat is not available")
+def test_load_unlabelled_reads_a_real_montage_folder() -> None:
+    assert JURKAT is not None
+    images, ids = load_unlabelled(JURKAT / "Experiment_1" / "Anaphase")
+    assert images.shape[1:] == (2, 40, 40)
+    assert len(ids) == 9  # the 9 anaphase cells, padding and the repeated tile dropped
+    assert ids[0] == "CP0001#0"
+
+
+def test_load_data_reads_a_labelled_montage_folder(tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(1)
+    tiles = {"G1": 4, "S_phase": 2, "Prophase": 3, "Metaphase": 2, "Anaphase": 2, "Telophase": 2}
+    for phase, n in tiles.items():
+        (tmp_path / phase).mkdir()
+        for channel in ("Ch3", "Ch6"):
+            # One row of n tiles of 40 x 40 noise (column-major order: tile k is column k).
+            pixels = rng.integers(1000, 60000, size=(40, 40 * n)).astype(np.uint16)
+            image.fromarray(pixels).save(tmp_path / phase / f"{channel}_CP0001.tif")
+    data, text = load_data(tmp_path)
+    assert data.images.shape[1:] == (2, 40, 40)
+    assert dict(data.counts) == {
+        "Interphase": 6, "Prophase": 3, "Metaphase": 2, "Anaphase": 2, "Telophase": 2,
+    }  # fmt: skip
+    assert data.ids is not None
+    assert "Prophase/CP0001#2" in data.ids
+    assert "Ch3, Ch6" in text
+    images, ids = load_unlabelled(tmp_path)  # the labels are ignored, the ids kept
+    assert ids == list(data.ids)
+    assert torch.equal(images, data.images)
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        ("cross_entropy", lambda p: np.log(p)),
+        ("focal", lambda p: np.log(p)),
+        ("logit_adjusted", lambda p: 0.25 * np.log(p)),  # (1 - tau) log prior, tau = 0.75
+        ("balanced_softmax", lambda p: np.zeros_like(p)),
+        ("one_vs_all", lambda p: np.log(p / (1 - p))),
+    ],
+)
+def test_the_head_starts_where_the_loss_wants_it(loss: str, expected: Any) -> None:
+    prior = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
+    recipe = CellCycleRecipe(width=4, depth=1, loss=loss, tau=0.75)
+    model = build_model(recipe, n_classes=5, in_channels=1, img_size=16, class_freqs=prior)
+    bias = model.classifier.bias.detach().double().numpy()
+    want = expected(prior)
+    if loss == "one_vs_all":
+        np.testing.assert_allclose(bias, want, rtol=1e-5)
+    else:  # a softmax head is defined up to a constant
+        np.testing.assert_allclose(bias - bias.mean(), want - want.mean(), atol=1e-5)

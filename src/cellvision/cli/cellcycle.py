@@ -33,7 +33,29 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--alpha", "alpha", float, "ClassBalancedSampler alpha (0: natural mix, 1: balanced)"),
     ("--baseline-epochs", "baseline_epochs", int, "epochs of the raw-pixel baseline (0: skip)"),
     ("--seed", "seed", int, "seed of the split, sampler, augmentation and weights"),
+    ("--tau", "tau", float, "strength of --loss logit_adjusted"),
+    ("--focal-gamma", "focal_gamma", float, "focusing exponent of --loss focal"),
+    (
+        "--logit-adjust",
+        "logit_adjust",
+        float,
+        "post-hoc logit adjustment at prediction (0: off)",
+    ),
+    ("--mixup", "mixup", float, "mixup Beta(alpha, alpha) strength (0: off)"),
+    (
+        "--n-models",
+        "n_models",
+        int,
+        "ensemble size (seeds seed, seed+1, ...)",
+    ),
 )
+#: (option, dest, choices, help) of the recipe's choice fields.
+_CHOICE_OPTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("--loss", "loss", ("cross_entropy", "logit_adjusted", "balanced_softmax", "focal",
+                        "one_vs_all"), "training loss"),
+    ("--tta", "tta", ("none", "d4"), "test-time augmentation (d4: 8 dihedral views averaged)"),
+    ("--amp", "amp", ("none", "bf16"), "prediction precision (bf16: bfloat16 autocast)"),
+)  # fmt: skip
 
 
 def _recipe_defaults_text() -> dict[str, str]:
@@ -41,7 +63,8 @@ def _recipe_defaults_text() -> dict[str, str]:
 
     full, quick = default_recipe(), default_recipe(quick=True)
     out = {}
-    for _, dest, _, _ in _RECIPE_OPTIONS:
+    options = [o[:2] for o in _RECIPE_OPTIONS] + [o[:2] for o in _CHOICE_OPTIONS]
+    for _, dest in options:
         a, b = getattr(full, dest), getattr(quick, dest)
         out[dest] = f"default: {a}" + (f", with --quick {b}" if a != b else "")
     return out
@@ -51,11 +74,17 @@ def _add_data_options(parser: argparse.ArgumentParser, *, folder_help: str) -> A
     group = parser.add_argument_group("data")
     group.add_argument("--data-dir", type=Path, metavar="DIR", help=folder_help)
     group.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="synthetic cells instead of the embedded real sample (fast demos and tests)",
+    )
+    group.add_argument(
         "--channels",
         nargs="+",
         default=None,
         metavar="CH",
-        help="image channels to stack (default: Ch3)",
+        help="image channels to stack (default: the recipe's, Ch3 Ch6: brightfield and "
+        "darkfield, label-free; Ch4 is the DNA stain the labels come from, NOT label-free)",
     )
     return group
 
@@ -63,13 +92,32 @@ def _add_data_options(parser: argparse.ArgumentParser, *, folder_help: str) -> A
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     defaults = _recipe_defaults_text()
     group = parser.add_argument_group(
-        "recipe", "Defaults are the ConvNet's; --model cellcycle_vit has its own (Recipes guide)."
+        "recipe",
+        "Defaults are the realtime preset's; --preset or --model start from another recipe "
+        "(Recipes guide).",
     )
-    group.add_argument(
+    model_or_preset = group.add_mutually_exclusive_group()
+    model_or_preset.add_argument(
+        "--preset",
+        choices=("realtime", "accurate", "legacy"),
+        default=None,
+        help="named recipe (default: realtime; legacy is the 0.1.0 ConvNet recipe)",
+    )
+    model_or_preset.add_argument(
         "--model",
-        choices=("cellcycle_convnet", "cellcycle_vit"),
-        default="cellcycle_convnet",
-        help="registered model",
+        choices=("cellcycle_convnet", "cellcycle_vit", "cellcycle_resnet"),
+        default=None,
+        help="start from this model's tuned defaults instead of a preset",
+    )
+    for flag, dest, choices, text in _CHOICE_OPTIONS:
+        group.add_argument(flag, dest=dest, choices=choices, default=None,
+                           help=f"{text} ({defaults[dest]})")  # fmt: skip
+    group.add_argument(
+        "--channels-last",
+        dest="channels_last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="predict in channels_last memory format (default: the recipe's)",
     )
     for flag, dest, kind, text in _RECIPE_OPTIONS:
         group.add_argument(
@@ -137,7 +185,9 @@ def add_parser(
         help="train the recipe, test it once, write results.json, checkpoint and figures",
         description=(
             "Train the cell-cycle recipe on labelled cells and test it once.\n\n"
-            "Without --data-dir the package's default cells are used (synthetic today). The\n"
+            "Without --data-dir the embedded sample of real Jurkat cells is used (--synthetic:\n"
+            "synthetic cells). The channels used are printed with their signal; a run with a\n"
+            "channel that is not label-free (Ch4, the DNA stain) says so. The\n"
             "cells are split into train/validation/test (stratified); with --test-dir the\n"
             "test report comes from that folder and --data-dir is split into train and\n"
             "validation only. Writes results.json, checkpoint.pt (for `cellcycle predict`),\n"
@@ -147,8 +197,8 @@ def add_parser(
     )
     data_group = _add_data_options(
         train,
-        folder_help="Jurkat CellCycle folder (one "
-        "sub-folder per phase); default: the package's default cells",
+        folder_help="labelled Jurkat folder (one sub-folder per phase, montages or per-cell "
+        "files); default: the embedded real sample",
     )
     data_group.add_argument(
         "--test-dir", type=Path, metavar="DIR", help="separately labelled test folder"
@@ -168,9 +218,7 @@ def add_parser(
         ),
         formatter_class=formatter_class,
     )
-    _add_data_options(
-        cv, folder_help="Jurkat CellCycle folder; default: the package's default cells"
-    )
+    _add_data_options(cv, folder_help="labelled Jurkat folder; default: the embedded real sample")
     cv.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds")
     _add_recipe_options(cv)
     _add_run_options(cv, "runs/cellcycle-cv")
@@ -181,10 +229,12 @@ def add_parser(
         help="classify cells with a trained checkpoint, write one CSV row per cell",
         description=(
             "Classify cells with a checkpoint written by `cellvision cellcycle train`.\n\n"
-            "--data-dir holds either <cell id>_<channel>.<ext> files (unlabelled cells) or\n"
-            "phase sub-folders; without it, fresh default cells are drawn. Writes one CSV row\n"
-            "per cell (id, predicted phase, one probability column per class) and prints the\n"
-            "phase fractions."
+            "--data-dir holds unlabelled cells as montages (Ch3_CP0001.tif, ...) or per-cell\n"
+            "files (<cell id>_Ch3.png, ...), or phase sub-folders; it must have the channels\n"
+            "the checkpoint was trained on. Without it the embedded real sample is classified\n"
+            "(--synthetic: synthetic cells). Writes one CSV row per cell (id, predicted phase,\n"
+            "one probability column per class) and prints the fraction of cells in each\n"
+            "phase and the mitotic fraction (every phase but Interphase)."
         ),
         formatter_class=formatter_class,
     )
@@ -199,7 +249,10 @@ def add_parser(
         "--data-dir",
         type=Path,
         metavar="DIR",
-        help="folder of cells to classify; default: fresh default cells",
+        help="folder of cells to classify; default: the embedded real sample",
+    )
+    predict.add_argument(
+        "--synthetic", action="store_true", help="classify fresh synthetic cells instead"
     )
     predict.add_argument(
         "--out",
@@ -220,10 +273,10 @@ def add_parser(
 def _recipe(args: argparse.Namespace) -> Any:
     from cellvision.recipes.cellcycle import CellCycleRecipe, default_recipe
 
+    dests = [o[1] for o in _RECIPE_OPTIONS] + [o[1] for o in _CHOICE_OPTIONS]
+    dests.append("channels_last")
     changes: dict[str, Any] = {
-        dest: getattr(args, dest)
-        for _, dest, _, _ in _RECIPE_OPTIONS
-        if getattr(args, dest) is not None
+        dest: getattr(args, dest) for dest in dests if getattr(args, dest) is not None
     }
     if args.select is not None:
         changes["select"] = args.select
@@ -234,12 +287,31 @@ def _recipe(args: argparse.Namespace) -> Any:
     if args.recipe is not None:
         base = CellCycleRecipe.from_json(Path(args.recipe).read_text())
         return base.replace(**changes)
-    return default_recipe(args.model, quick=args.quick, **changes)
+    return default_recipe(args.model, preset=args.preset, quick=args.quick, **changes)
 
 
 def _setup(args: argparse.Namespace) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+
+
+def _say_channels(channels: Any) -> None:
+    from cellvision.recipes.cellcycle import channel_report
+
+    for line in channel_report(channels):
+        print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout, flush=True)
+
+
+def _load(args: argparse.Namespace, recipe: Any) -> tuple[Any, str]:
+    from cellvision.recipes.cellcycle import load_data
+
+    return load_data(
+        args.data_dir,
+        synthetic=args.synthetic,
+        quick=args.quick,
+        channels=recipe.channels,
+        seed=recipe.seed,
+    )
 
 
 def _epoch_text(record: dict[str, Any]) -> str:
@@ -277,9 +349,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     _setup(args)
     recipe = _recipe(args)
-    data, description = load_data(
-        args.data_dir, quick=args.quick, channels=recipe.channels, seed=recipe.seed
-    )
+    _say_channels(recipe.channels)
+    data, description = _load(args, recipe)
     test_data = None
     if args.test_dir is not None:
         test_data, test_description = load_data(args.test_dir, channels=recipe.channels)
@@ -307,13 +378,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     """``cellvision cellcycle cv``: k-fold cross-validation; returns the exit status."""
-    from cellvision.recipes.cellcycle import cross_validate, load_data
+    from cellvision.data import is_label_free
+    from cellvision.recipes.cellcycle import cross_validate
 
     _setup(args)
     recipe = _recipe(args)
-    data, description = load_data(
-        args.data_dir, quick=args.quick, channels=recipe.channels, seed=recipe.seed
-    )
+    _say_channels(recipe.channels)
+    data, description = _load(args, recipe)
+    start = time.perf_counter()
     print(
         f"data: {description}; {len(data)} cells; {args.folds} folds; recipe "
         f"{recipe.to_json(indent=None)}"
@@ -329,13 +401,21 @@ def run_cv(args: argparse.Namespace) -> int:
     result = cross_validate(
         recipe, data, n_splits=args.folds, seed=recipe.seed, device=args.device, on_fold=on_fold
     )
+    seconds = time.perf_counter() - start
     print()
     print(result.format_table())
+    print("recall per class (pooled out of fold): " + ", ".join(
+        f"{name} {value:.3f}" for name, value in zip(
+            data.class_names, result.pooled.per_class_recall.tolist(), strict=True)))  # fmt: skip
+    print(f"cross-validation wall time: {seconds:.1f} s (torch threads: {torch.get_num_threads()})")
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {
         "data": description,
         "recipe": recipe.to_dict(),
+        "channels": list(recipe.channels),
+        "label_free": is_label_free(recipe.channels),
         "class_names": list(data.class_names),
+        "seconds": seconds,
     } | result.to_dict()
     (args.out / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))
     print(f"outputs written to {args.out}", file=sys.stderr)
@@ -344,6 +424,7 @@ def run_cv(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     """``cellvision cellcycle predict``: one CSV row per cell; returns the exit status."""
+    from cellvision.data import load_jurkat_sample
     from cellvision.recipes.cellcycle import (
         QUICK_COUNTS,
         TrainedClassifier,
@@ -356,18 +437,26 @@ def run_predict(args: argparse.Namespace) -> int:
             f"--checkpoint must be an existing file, got {str(args.checkpoint)!r}"
         )
     trained = TrainedClassifier.load(args.checkpoint, map_location=args.device)
+    channels = trained.channels
+    if len(channels) != trained.mean.numel():
+        raise ValueError(
+            f"--checkpoint must record the channels its model reads ({trained.mean.numel()}), "
+            f"got channels {channels!r} in {str(args.checkpoint)!r}"
+        )
+    _say_channels(channels)
     img_size = trained.image_size
     if args.data_dir is not None:
-        images, ids = load_unlabelled(args.data_dir, channels=trained.recipe.channels)
+        images, ids = load_unlabelled(args.data_dir, channels=channels)
         source = str(args.data_dir)
-    else:
+    elif args.synthetic:
         data, source = load_data(
-            counts=QUICK_COUNTS,
-            size=img_size,
-            channels=trained.recipe.channels,
-            seed=trained.recipe.seed + 1,
+            counts=QUICK_COUNTS, size=img_size, channels=channels, seed=trained.recipe.seed + 1
         )
         images, ids = data.images, [f"cell-{i:05d}" for i in range(len(data))]
+    else:
+        sample = load_jurkat_sample(channels=channels)
+        images, ids = sample.images, list(sample.ids or ())
+        source = "the embedded real Jurkat sample"
     if tuple(images.shape[-2:]) != (img_size, img_size):
         raise ValueError(
             f"--data-dir images must be {img_size}x{img_size} like the training "
@@ -384,8 +473,13 @@ def run_predict(args: argparse.Namespace) -> int:
         for cell, label, row in zip(ids, labels.tolist(), proba.tolist(), strict=True):
             writer.writerow([cell, names[label], *(f"{p:.6f}" for p in row)])
     counts = torch.bincount(labels, minlength=len(names))
+    n = max(len(ids), 1)
     print(f"{len(ids)} cells from {source} classified with {args.checkpoint}")
+    print("fraction of cells per phase:")
     for name, count in zip(names, counts.tolist(), strict=True):
-        print(f"  {name:12s} {count:6d}  {count / len(ids):6.1%}")
+        print(f"  {name:12s} {count:6d}  {count / n:6.1%}")
+    if "Interphase" in names:
+        mitotic = int(len(ids) - counts[names.index("Interphase")])
+        print(f"  {'mitotic':12s} {mitotic:6d}  {mitotic / n:6.1%}  (every phase but Interphase)")
     print(f"predictions written to {out}", file=sys.stderr)
     return 0

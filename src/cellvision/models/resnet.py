@@ -18,7 +18,13 @@ from cellvision.config import Config, check_positive_int, check_probability
 from cellvision.layers._checks import check_features, check_image_batch, random_images
 from cellvision.layers.conv import ResidualBlock
 from cellvision.layers.heads import ClassFreqsLike, as_class_freqs
-from cellvision.models._common import as_int, check_bool, check_n_classes, init_head
+from cellvision.models._common import (
+    as_int,
+    check_bool,
+    check_n_classes,
+    check_parameter_budget,
+    init_head,
+)
 from cellvision.models._registry import register_model
 
 __all__ = ["ResNet", "ResNetConfig"]
@@ -149,6 +155,35 @@ class ResNetConfig(Config):
         """
         return self.widths[-1]
 
+    def parameter_count(self) -> int:
+        """Return the number of learnable parameters of a :class:`ResNet` with this config.
+
+        Computed from the fields alone, without building anything, so that an absurd config
+        (for instance from a crafted checkpoint) is refused before any allocation.
+
+        Returns
+        -------
+        int
+            Equal to ``sum(p.numel() for p in ResNet(config).parameters())``.
+
+        Examples
+        --------
+        >>> config = ResNetConfig(in_channels=2, n_classes=5, widths=(8, 16), depths=(2, 1))
+        >>> config.parameter_count() == sum(p.numel() for p in ResNet(config).parameters())
+        True
+        """
+        # Convolutions have no bias; every BatchNorm has a weight and a bias per channel.
+        count = self.in_channels * self.stem_channels * 9 + 2 * self.stem_channels
+        channels = self.stem_channels
+        depths = self.depths if self.depths is not None else (1,) * len(self.widths)
+        for width, depth in zip(self.widths, depths, strict=True):
+            for i in range(depth):
+                count += channels * width * 9 + width * width * 9 + 4 * width
+                if i == 0 or channels != width:  # the first block of a stage has stride 2
+                    count += channels * width + 2 * width
+                channels = width
+        return count + self.embed_dim * self.n_classes + self.n_classes
+
 
 @register_model(
     "cellcycle_resnet",
@@ -209,6 +244,7 @@ class ResNet(nn.Module):
         super().__init__()
         if not isinstance(config, ResNetConfig):
             raise TypeError(f"config must be a ResNetConfig, got {type(config).__name__}")
+        check_parameter_budget(config)
         self.config = config
         self.stem = nn.Sequential(
             nn.Conv2d(
@@ -267,7 +303,8 @@ class ResNet(nn.Module):
         Raises
         ------
         TypeError, ValueError
-            If ``x`` is not a floating 4-D tensor with ``in_channels`` channels.
+            If ``x`` is not a 4-D tensor of the model's dtype (any floating dtype under
+            autocast) with ``in_channels`` channels.
 
         Examples
         --------
@@ -279,7 +316,7 @@ class ResNet(nn.Module):
             ...
         ValueError: x must have 1 channel(s) (in_channels), got shape (2, 3, 30, 40)
         """
-        check_image_batch(x, self.config.in_channels)
+        check_image_batch(x, self.config.in_channels, dtype=self.head.weight.dtype)
         out: torch.Tensor = self.stages(self.stem(x))
         return out.mean(dim=(2, 3))
 
@@ -299,14 +336,15 @@ class ResNet(nn.Module):
         Raises
         ------
         TypeError, ValueError
-            If ``features`` is not a floating ``(B, widths[-1])`` tensor.
+            If ``features`` is not a ``(B, widths[-1])`` tensor of the model's dtype (any
+            floating dtype under autocast).
 
         Examples
         --------
         >>> ResNet(ResNetConfig(widths=(4,), depths=(1,))).forward_head(torch.zeros(3, 4)).shape
         torch.Size([3, 2])
         """
-        check_features(features, self.config.embed_dim)
+        check_features(features, self.config.embed_dim, dtype=self.head.weight.dtype)
         logits: torch.Tensor = self.head(self.drop(features))
         return logits
 

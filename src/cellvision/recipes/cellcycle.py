@@ -2,9 +2,10 @@
 
 The recipe, top to bottom:
 
-1. **data**: the package's default cells (:func:`load_data`; today synthetic cells from
-   :func:`cellvision.data.make_synthetic_cells`) or a Jurkat ``CellCycle`` folder (G1/S/G2
-   merged into Interphase), held in memory;
+1. **data**: the package's embedded sample of real Jurkat cells (:func:`load_data`, label-free
+   channels Ch3 + Ch6), a labelled folder read by :func:`cellvision.data.load_cells`
+   (per-cell files or the release's montages; G1/S/G2 merged into Interphase), or synthetic
+   cells for tests and demos, held in memory;
 2. **split**: stratified train / validation / test indices
    (:func:`cellvision.splits.train_val_test_split`); the per-channel normalisation is fitted on
    the training cells only and travels with the trained model;
@@ -13,12 +14,18 @@ The recipe, top to bottom:
 4. **augmentation**: dihedral flips/rotations, reflected shifts and intensity jitter, run on
    the device by the engine's ``batch_transform``;
 5. **model**: the registered model with its head initialised to the class prior of the
-   training batches (:func:`~cellvision.sampling.expected_class_distribution`), AdamW and a
-   linear warm-up + cosine schedule stepped per batch (:mod:`cellvision.optim`);
+   training batches (:func:`~cellvision.sampling.expected_class_distribution`) in the form
+   the recipe's ``loss`` wants, AdamW and a linear warm-up + cosine schedule stepped per batch
+   (:mod:`cellvision.optim`); ``mixup`` mixes the batches, ``n_models`` trains an ensemble;
 6. **training**: :func:`cellvision.engine.fit`, with a balanced report on the validation cells
    every epoch; ``select="last"`` keeps the last epoch, ``select="best"`` restores the epoch
    with the best validation balanced accuracy;
-7. **testing**: :func:`evaluate` on cells that neither trained nor selected anything.
+7. **testing**: :func:`evaluate` on cells that neither trained nor selected anything,
+   through the classifier's inference path (``tta``, ``logit_adjust``, the ensemble mean and
+   the ``amp``/``channels_last`` fast path).
+
+:func:`default_recipe` gives the named presets (:data:`PRESETS`: ``realtime``, the default;
+``accurate``; ``legacy``, the 0.1.0 recipe) or a model's tuned defaults.
 
 :func:`train` returns a :class:`TrainedClassifier` that predicts new cells and saves itself to
 one safe checkpoint; :func:`cross_validate` repeats the recipe over stratified folds;
@@ -66,6 +73,7 @@ from torch.utils.data import DataLoader
 from cellvision.checkpoint import load_checkpoint, save_checkpoint
 from cellvision.config import (
     Config,
+    as_builtin_number,
     check_choice,
     check_non_negative_int,
     check_positive_float,
@@ -73,38 +81,59 @@ from cellvision.config import (
     check_probability,
 )
 from cellvision.data import (
-    CellCycleFolder,
+    CHANNEL_SIGNALS,
+    DEFAULT_CHANNELS,
+    LABEL_FREE_CHANNELS,
     CellImageDataset,
     Compose,
     Normalize,
     RandomDihedral,
     RandomIntensity,
     RandomTranslate,
+    channel_name,
     channel_stats,
+    is_label_free,
+    load_cells,
+    load_jurkat_sample,
     make_synthetic_cells,
     to_float_images,
 )
 from cellvision.engine import History, fit
-from cellvision.engine import evaluate as evaluate_model
 from cellvision.engine import predict as predict_outputs
 from cellvision.layers import init_class_prior_
+from cellvision.losses import (
+    adjust_logits,
+    balanced_softmax_loss,
+    focal_loss,
+    init_prior_log_odds_,
+    logit_adjusted_cross_entropy,
+    one_vs_all_loss,
+    one_vs_all_probabilities,
+)
 from cellvision.metrics import BalancedClassificationMetrics, ClassificationReport
 from cellvision.models import create_model
 from cellvision.optim import param_groups, warmup_cosine
 from cellvision.sampling import ClassBalancedSampler, expected_class_distribution
 from cellvision.splits import StratifiedKFoldSplitter, stratified_split, train_val_test_split
+from cellvision.tta import predict_tta
 
 __all__ = [
+    "AMP_MODES",
+    "DEFAULT_PRESET",
+    "LOSSES",
     "MODELS",
+    "PRESETS",
     "QUICK_COUNTS",
     "SWEEP_SPACE",
     "TABLE_METRICS",
+    "TTA_MODES",
     "CellCycleRecipe",
     "CrossValidationResult",
     "RawPixelLinear",
     "StudyResult",
     "TrainedClassifier",
     "build_model",
+    "channel_report",
     "cross_validate",
     "default_recipe",
     "evaluate",
@@ -118,7 +147,19 @@ __all__ = [
 ]
 
 #: Registered models the recipe knows how to size.
-MODELS = ("cellcycle_convnet", "cellcycle_vit")
+MODELS = ("cellcycle_convnet", "cellcycle_vit", "cellcycle_resnet")
+#: Training losses of the ``loss`` field (see :mod:`cellvision.losses`).
+LOSSES = ("cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_vs_all")
+#: Losses that already remove the training prior (no post-hoc ``logit_adjust`` on top).
+_PRIOR_ADJUSTING_LOSSES = ("logit_adjusted", "balanced_softmax")
+#: Test-time augmentation of the ``tta`` field: none, or the 8 dihedral views averaged.
+TTA_MODES = ("none", "d4")
+#: Prediction precision of the ``amp`` field: float32, or bfloat16 autocast.
+AMP_MODES = ("none", "bf16")
+#: Named recipes of :func:`default_recipe` (``legacy`` is the 0.1.0 default, kept reproducible).
+PRESETS = ("realtime", "accurate", "legacy")
+#: The preset :func:`default_recipe` returns when neither a model nor a preset is named.
+DEFAULT_PRESET = "realtime"
 #: Cells per class of a ``--quick`` synthetic run (Interphase ... Telophase).
 QUICK_COUNTS = (300, 100, 40, 24, 30)
 #: Metrics shown in the tables, in order, with their column titles.
@@ -148,12 +189,15 @@ class CellCycleRecipe(Config):
 
     Parameters
     ----------
-    model : {"cellcycle_convnet", "cellcycle_vit"}
+    model : {"cellcycle_convnet", "cellcycle_vit", "cellcycle_resnet"}
         Registered model name.
     width : int
-        ConvNet ``channels`` (and MLP width) / ViT ``emb_size`` (the ViT MLP is twice as wide).
+        ConvNet ``channels`` (and MLP width) / ViT ``emb_size`` (the ViT MLP is twice as
+        wide) / ResNet ``stem_channels`` and first stage width (every further stage doubles
+        it: 32 gives stages 32-64-128).
     depth : int
-        ConvNet ``n_blocks`` / ViT ``n_blks``.
+        ConvNet ``n_blocks`` / ViT ``n_blks`` / ResNet number of stages (one residual block
+        each; ``model_overrides=(("depths", (1, 2, 1)),)`` changes the blocks per stage).
     kernel_size, pool_every : int
         ConvNet kernel side and a max-pool after every this many blocks (ignored by the ViT).
     patch_size, n_heads : int
@@ -163,8 +207,10 @@ class CellCycleRecipe(Config):
     model_overrides : tuple of (str, value) pairs
         Further model config fields, applied last, e.g. ``(("pool", "cls"),)`` for the ViT.
     channels : tuple of str
-        Image channels read from a Jurkat folder (``("Ch3",)`` brightfield); synthetic cells
-        get the same number of channels.
+        Image channels read from a Jurkat folder; the default ``("Ch3", "Ch6")``
+        (brightfield, darkfield) is label-free. ``Ch4`` is the DNA stain the labels were
+        derived from: a run with it is not label-free classification. Synthetic cells get
+        the same number of channels.
     epochs, batch_size : int
         Training length and per-process batch size.
     lr, weight_decay : float
@@ -188,6 +234,34 @@ class CellCycleRecipe(Config):
         Largest random shift of the augmentation, in pixels.
     baseline_epochs : int
         Epochs of the raw-pixel linear baseline of :func:`run_study` (0 skips it).
+    loss : {"cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_vs_all"}
+        Training loss (:mod:`cellvision.losses`). ``logit_adjusted`` and ``balanced_softmax``
+        use the class mix of the training batches (``class_prior``, the sampler's mix) and
+        give logits for the balanced error directly; ``one_vs_all`` predicts with the
+        normalised sigmoids.
+    tau : float
+        Strength of ``loss="logit_adjusted"`` (``>= 0``; 1 is Bayes-consistent).
+    focal_gamma : float
+        Focusing exponent of ``loss="focal"`` (``>= 0``; 0 is cross-entropy).
+    logit_adjust : float
+        Post-hoc logit adjustment at prediction time
+        (:func:`~cellvision.losses.adjust_logits` with ``tau=logit_adjust`` against the
+        training batch mix); 0 is off. Not allowed with the losses that already adjust.
+    tta : {"none", "d4"}
+        Test-time augmentation: ``"d4"`` averages the probabilities of the 8 dihedral views
+        (:func:`~cellvision.tta.predict_tta`) in every prediction, 8 times the cost.
+    amp : {"none", "bf16"}
+        Prediction precision: ``"bf16"`` runs the forward passes under bfloat16 autocast
+        (fast on CPUs with AVX-512 bf16 / AMX). Training stays in float32.
+    channels_last : bool
+        Predict in ``channels_last`` memory format (the model is converted once when the
+        classifier is built or loaded).
+    mixup : float
+        Mixup ``Beta(mixup, mixup)`` strength on the training batches (Zhang et al., ICLR
+        2018); 0 is off.
+    n_models : int
+        Ensemble size: members trained with seeds ``seed, seed + 1, ...`` inside one
+        :class:`TrainedClassifier`, whose probabilities are the members' mean.
     seed : int
         Seed of the split, sampler, augmentation and weights.
 
@@ -214,7 +288,7 @@ class CellCycleRecipe(Config):
     n_heads: int = 4
     dropout: float = 0.0
     model_overrides: tuple[tuple[str, Any], ...] = ()
-    channels: tuple[str, ...] = ("Ch3",)
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
     epochs: int = 30
     batch_size: int = 64
     lr: float = 3e-3
@@ -229,6 +303,15 @@ class CellCycleRecipe(Config):
     augment: bool = True
     max_shift: int = 4
     baseline_epochs: int = 12
+    loss: str = "cross_entropy"
+    tau: float = 1.0
+    focal_gamma: float = 2.0
+    logit_adjust: float = 0.0
+    tta: str = "none"
+    amp: str = "none"
+    channels_last: bool = False
+    mixup: float = 0.0
+    n_models: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -260,6 +343,27 @@ class CellCycleRecipe(Config):
         check_choice("select", self.select, ("last", "best"))
         check_non_negative_int("max_shift", self.max_shift)
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
+        check_choice("loss", self.loss, LOSSES)
+        for name in ("tau", "focal_gamma", "logit_adjust", "mixup"):
+            value = as_builtin_number(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if not (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value >= 0
+            ):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.logit_adjust and self.loss in _PRIOR_ADJUSTING_LOSSES:
+            raise ValueError(
+                f"logit_adjust must be 0 with loss={self.loss!r} (the loss already removes the "
+                f"training prior), got {self.logit_adjust!r}"
+            )
+        check_choice("tta", self.tta, TTA_MODES)
+        check_choice("amp", self.amp, AMP_MODES)
+        if not isinstance(self.channels_last, bool):
+            raise TypeError(f"channels_last must be a bool, got {self.channels_last!r}")
+        check_positive_int("n_models", self.n_models)
         check_non_negative_int("seed", self.seed)
 
 
@@ -269,28 +373,61 @@ _MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "cellcycle_convnet": {},
     "cellcycle_vit": {"epochs": 100, "lr": 1e-3, "weight_decay": 0.05, "width": 64, "depth": 4,
                       "n_heads": 4, "patch_size": 11, "baseline_epochs": 0},
+    "cellcycle_resnet": {"epochs": 40, "width": 32, "depth": 3},
 }  # fmt: skip
 _QUICK: dict[str, dict[str, Any]] = {
     "cellcycle_convnet": {"epochs": 10, "baseline_epochs": 10, "batch_size": 32, "width": 16,
                           "depth": 3},
     "cellcycle_vit": {"epochs": 10, "batch_size": 32, "width": 32, "depth": 2, "patch_size": 8},
+    "cellcycle_resnet": {"epochs": 10, "baseline_epochs": 10, "batch_size": 32, "width": 16},
+}  # fmt: skip
+#: The named recipes. ``legacy`` is the 0.1.0 default (ConvNet, brightfield only, plain
+#: cross-entropy, no test-time augmentation). ``realtime`` and ``accurate`` are chosen by the
+#: cross-validation study of ``benchmarks/cv_cellcycle_real.py`` on real cells; each is one
+#: dict entry to change.
+_PRESETS: dict[str, dict[str, Any]] = {
+    "legacy": {"model": "cellcycle_convnet", "channels": ("Ch3",), "loss": "cross_entropy",
+               "tta": "none"},
+    "realtime": {"model": "cellcycle_resnet", **_MODEL_DEFAULTS["cellcycle_resnet"],
+                 "channels": DEFAULT_CHANNELS, "amp": "bf16", "channels_last": True,
+                 "tta": "none"},
+    "accurate": {"model": "cellcycle_resnet", **_MODEL_DEFAULTS["cellcycle_resnet"],
+                 "channels": DEFAULT_CHANNELS, "amp": "bf16", "channels_last": True,
+                 "tta": "d4"},
 }  # fmt: skip
 
 
 def default_recipe(
-    model: str = "cellcycle_convnet", *, quick: bool = False, **changes: Any
+    model: str | None = None,
+    *,
+    preset: str | None = None,
+    quick: bool = False,
+    **changes: Any,
 ) -> CellCycleRecipe:
-    """The tuned default recipe of a model, optionally the small ``--quick`` variant.
+    """A named recipe (``preset``) or a model's tuned defaults, optionally the ``--quick`` one.
 
-    The ConvNet's defaults are the dataclass defaults; the ViT learns the cell shapes more
-    slowly and gets 100 epochs, a lower learning rate, stronger weight decay, width 64 and no
-    baseline. ``quick`` shortens the schedule and shrinks the model (about a minute on one
-    CPU core with the quick data of :func:`load_data`).
+    With neither ``model`` nor ``preset`` the :data:`DEFAULT_PRESET` is returned. The presets
+    (:data:`PRESETS`):
+
+    - ``"realtime"``: the residual network on both label-free channels, predicting under
+      bfloat16 autocast in ``channels_last`` format, fast enough to keep up with an imaging
+      flow cytometer on a laptop CPU;
+    - ``"accurate"``: the same network with D4 test-time augmentation (8 times the
+      prediction cost);
+    - ``"legacy"``: the 0.1.0 default (ConvNet, brightfield ``Ch3`` only, cross-entropy, no
+      test-time augmentation), kept so that earlier results can be reproduced.
+
+    With ``model`` the model's own tuned defaults are used: the ConvNet's are the dataclass
+    defaults; the ViT learns the cell shapes more slowly and gets 100 epochs, a lower
+    learning rate, stronger weight decay, width 64 and no baseline; the ResNet gets 40
+    epochs and stages 32-64-128. ``quick`` shortens the schedule and shrinks the model.
 
     Parameters
     ----------
-    model : {"cellcycle_convnet", "cellcycle_vit"}
-        Registered model name.
+    model : {"cellcycle_convnet", "cellcycle_vit", "cellcycle_resnet"}, optional
+        Start from this model's defaults (not together with ``preset``).
+    preset : {"realtime", "accurate", "legacy"}, optional
+        Start from this named recipe.
     quick : bool, default False
         The small variant.
     **changes
@@ -304,57 +441,123 @@ def default_recipe(
     Raises
     ------
     ValueError
-        If ``model`` is unknown or a change is invalid.
+        If ``model`` or ``preset`` is unknown, both are given, or a change is invalid.
 
     Examples
     --------
-    >>> default_recipe().epochs, default_recipe(quick=True).epochs
-    (30, 10)
+    >>> default_recipe().model, default_recipe(preset="legacy").channels
+    ('cellcycle_resnet', ('Ch3',))
+    >>> default_recipe("cellcycle_convnet").epochs
+    30
+    >>> default_recipe("cellcycle_convnet", quick=True).epochs
+    10
     >>> default_recipe("cellcycle_vit", quick=True, epochs=3).width
     32
     """
-    check_choice("model", model, MODELS)
-    values = _MODEL_DEFAULTS[model] | (_QUICK[model] if quick else {}) | changes
-    return CellCycleRecipe(model=model, **values)
+    if model is not None and preset is not None:
+        raise ValueError(f"give model or preset, not both, got {model!r} and {preset!r}")
+    if model is not None:
+        check_choice("model", model, MODELS)
+        base: dict[str, Any] = {"model": model, **_MODEL_DEFAULTS[model]}
+    else:
+        name = DEFAULT_PRESET if preset is None else preset
+        check_choice("preset", name, PRESETS)
+        base = dict(_PRESETS[name])
+    quick_changes = _QUICK[base["model"]] if quick else {}
+    return CellCycleRecipe(**(base | quick_changes | changes))
+
+
+def channel_report(channels: Sequence[str]) -> list[str]:
+    """Lines saying which channels a run uses and whether it is label-free.
+
+    Each channel is named with its signal (:data:`cellvision.data.CHANNEL_SIGNALS`). When a
+    channel is not label-free (``Ch4``, the DNA stain the phase labels were derived from, or
+    a channel of unknown meaning) the last line is a warning that the run is NOT label-free.
+
+    Parameters
+    ----------
+    channels : sequence of str
+        Channel names such as ``("Ch3", "Ch6")``.
+
+    Returns
+    -------
+    list of str
+        The lines (without newlines).
+
+    Raises
+    ------
+    ValueError
+        If a channel name is invalid.
+
+    Examples
+    --------
+    >>> channel_report(("Ch3", "Ch6"))
+    ['channels: Ch3 = brightfield, Ch6 = darkfield (side scatter); label-free']
+    >>> channel_report(["Ch4"])[-1][:33]
+    'WARNING: this run is NOT label-fr'
+    """
+    names = [channel_name(c) for c in channels]
+    listed = ", ".join(f"{c} = {CHANNEL_SIGNALS.get(c, 'unknown signal')}" for c in names)
+    if is_label_free(names):
+        return [f"channels: {listed}; label-free"]
+    others = [c for c in names if c not in LABEL_FREE_CHANNELS]
+    return [
+        f"channels: {listed}",
+        f"WARNING: this run is NOT label-free: {', '.join(others)} "
+        "(Ch4 is the DNA stain the phase labels were derived from); use Ch3 and/or Ch6 for "
+        "label-free classification",
+    ]
 
 
 # --------------------------------------------------------------------------- data
 def load_data(
     data_dir: str | os.PathLike[str] | None = None,
     *,
+    synthetic: bool = False,
     quick: bool = False,
-    channels: Sequence[str] = ("Ch3",),
+    channels: Sequence[str] | None = None,
     counts: Sequence[int] | None = None,
     size: int | None = None,
     seed: int = 0,
 ) -> tuple[CellImageDataset, str]:
     """Return labelled cells in memory and a description of where they come from.
 
-    This is the one place that decides what "the default data" is. With ``data_dir`` the
-    Jurkat folder is read with the five merged classes (problem files skipped with a
-    warning); without it the package's embedded default is used: today synthetic cells
-    (2000/400/120/60/80 cells of 66x66 pixels, or :data:`QUICK_COUNTS` cells of 48x48 with
-    ``quick``).
+    This is the one place that decides what "the default data" is:
+
+    - with ``data_dir``, the folder is read by :func:`cellvision.data.load_cells` (per-cell
+      files or CellProfiler montages, detected by themselves; G1/S/G2 merged into
+      Interphase; problem files skipped with a warning; cells keep their ids);
+    - without it, the real Jurkat sample that ships with the package
+      (:func:`cellvision.data.load_jurkat_sample`, 1,026 cells of 40x40 pixels, five merged
+      classes, label-free channels only);
+    - with ``synthetic=True`` (or ``counts``/``size``), synthetic cells
+      (:func:`cellvision.data.make_synthetic_cells`: 2000/400/120/60/80 cells of 66x66
+      pixels, or :data:`QUICK_COUNTS` cells of 48x48 with ``quick``), for tests and quick
+      demos of any size.
 
     Parameters
     ----------
     data_dir : str or os.PathLike, optional
-        A folder with one sub-folder per phase (see :class:`~cellvision.data.CellCycleFolder`).
+        A labelled folder with one sub-folder per phase.
+    synthetic : bool, default False
+        Synthetic cells instead of the embedded real sample.
     quick : bool, default False
-        The small default data set.
-    channels : sequence of str, default ("Ch3",)
-        Channels to stack (folder) or their number (synthetic).
+        The small synthetic data set (the real sample is small already).
+    channels : sequence of str, optional
+        Channels to stack (folder, sample) or their number (synthetic). Default: the
+        label-free :data:`~cellvision.data.DEFAULT_CHANNELS` ``("Ch3", "Ch6")`` for real
+        cells, one channel for synthetic cells (as in 0.1.0).
     counts : sequence of int, optional
-        Synthetic cells per class (overrides ``quick``).
+        Synthetic cells per class (implies ``synthetic``; overrides ``quick``).
     size : int, optional
-        Synthetic image side (overrides ``quick``).
+        Synthetic image side (implies ``synthetic``; overrides ``quick``).
     seed : int, default 0
         Seed of the synthetic cells.
 
     Returns
     -------
     data : CellImageDataset
-        Images, labels and class names.
+        Images, labels, class names (and ids for real cells).
     description : str
         One line saying what the data are.
 
@@ -363,47 +566,69 @@ def load_data(
     FileNotFoundError
         If ``data_dir`` is not a directory.
     ValueError
-        If the folder holds no usable cells.
+        If the folder holds no usable or no labelled cells, a channel is not in the embedded
+        sample (it has Ch3 and Ch6 only), or ``data_dir`` is combined with synthetic cells.
 
     Examples
     --------
+    >>> data, text = load_data()
+    >>> len(data), data.images.shape[1:], data.class_names[0]
+    (1026, torch.Size([2, 40, 40]), 'Interphase')
     >>> data, text = load_data(counts=[4, 2, 2, 2, 2], size=16)
     >>> len(data), text
     (12, 'synthetic cells 16x16, seed 0')
     """
+    synthetic = synthetic or counts is not None or size is not None
+    if channels is None:
+        channels = ("Ch3",) if synthetic else DEFAULT_CHANNELS
+    names = tuple(channels)
     if data_dir is not None:
-        folder = CellCycleFolder(data_dir, channels=channels, on_error="skip")
-        return folder.load_into_memory(), f"Jurkat folder {data_dir} ({', '.join(channels)})"
+        if synthetic:
+            raise ValueError(
+                f"data_dir must be None for synthetic cells (synthetic, counts or size), got "
+                f"{str(data_dir)!r}"
+            )
+        data = load_cells(data_dir, channels=names, on_error="skip")
+        if not data.is_labelled:
+            raise ValueError(
+                f"data_dir must hold labelled cells (one sub-folder per phase), got unlabelled "
+                f"cells in {str(data_dir)!r}; classify them with load_unlabelled / "
+                "`cellvision cellcycle predict`"
+            )
+        return data, f"Jurkat folder {data_dir} ({', '.join(names)})"
+    if not synthetic:
+        data = load_jurkat_sample(channels=names)
+        return data, f"embedded real Jurkat sample ({', '.join(names)})"
     side = size if size is not None else (48 if quick else 66)
     if counts is None and quick:
         counts = QUICK_COUNTS
     data = make_synthetic_cells(
-        list(counts) if counts is not None else None, size=side, channels=len(channels), seed=seed
+        list(counts) if counts is not None else None, size=side, channels=len(names), seed=seed
     )
     return data, f"synthetic cells {side}x{side}, seed {seed}"
 
 
 def load_unlabelled(
-    data_dir: str | os.PathLike[str], *, channels: Sequence[str] = ("Ch3",)
+    data_dir: str | os.PathLike[str], *, channels: Sequence[str] = DEFAULT_CHANNELS
 ) -> tuple[Tensor, list[str]]:
     """Read cells to classify: ``(N, C, H, W)`` images and one id per cell.
 
-    Two layouts are accepted. A folder with phase sub-folders is read with
-    :class:`~cellvision.data.CellCycleFolder` (the labels are ignored; ids are
-    ``"<phase>/<cell id>"``). Otherwise the folder itself holds the files
-    ``<cell id>_<channel>.<ext>`` (jpg, png or tif; ids are the cell ids, in natural order).
+    The folder is read by :func:`cellvision.data.load_cells`, so every layout it accepts
+    works: montages ``Ch<k>_<montage>.tif`` or per-cell files ``<cell id>_Ch<k>.<ext>``
+    directly in the folder (unlabelled; ids such as ``"CP0001#17"`` or the cell ids), or
+    phase sub-folders (the labels are ignored; ids such as ``"Prophase/CP0001#17"``).
 
     Parameters
     ----------
     data_dir : str or os.PathLike
         The folder.
-    channels : sequence of str, default ("Ch3",)
+    channels : sequence of str, default DEFAULT_CHANNELS
         Channels to stack, as the classifier was trained.
 
     Returns
     -------
     images : Tensor
-        ``uint8``/``uint16`` or float images.
+        ``uint8``/``uint16`` images.
     ids : list of str
         One id per image.
 
@@ -412,7 +637,8 @@ def load_unlabelled(
     FileNotFoundError
         If ``data_dir`` is not a directory.
     ValueError
-        If no cell is found, a cell lacks a channel or the image sizes differ.
+        If no cell is found or the folder lacks one of ``channels`` (the message names the
+        channels found).
     ImportError
         If Pillow is not installed.
 
@@ -423,54 +649,37 @@ def load_unlabelled(
     >>> folder = Path(tempfile.mkdtemp())
     >>> for cell in ("7", "12"):
     ...     Image.new("L", (8, 8), color=30).save(folder / f"{cell}_Ch3.png")
-    >>> images, ids = load_unlabelled(folder)
+    >>> images, ids = load_unlabelled(folder, channels=["Ch3"])
     >>> images.shape, ids
     (torch.Size([2, 1, 8, 8]), ['7', '12'])
     """
+    names = tuple(channel_name(c) for c in channels)
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"data_dir must be an existing directory, got {str(data_dir)!r}")
-    if any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
-        folder = CellCycleFolder(root, channels=channels, on_error="raise")
-        data = folder.load_into_memory()
-        return data.images, [f"{r.phase}/{r.cell_id}" for r in folder.records]
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise ImportError(
-            'reading cell images needs Pillow; install it with: pip install "cellvision[images]"'
-        ) from exc
-    keys = {f"ch{int(c[2:])}": i for i, c in enumerate(channels) if re.fullmatch(r"(?i)ch\d+", c)}
-    if len(keys) != len(channels):
-        raise ValueError(f"channels must be names like 'Ch3', got {tuple(channels)!r}")
-    pattern = re.compile(r"^(?P<cell>.+)_(?P<ch>[Cc][Hh]\d+)(?:\.ome)?$")
-    cells: dict[str, dict[int, Path]] = {}
-    for path in root.iterdir():
-        if path.suffix.lower() not in _IMAGE_SUFFIXES:
-            continue
-        match = pattern.match(path.name[: -len(path.suffix)])
-        if match is None:
-            continue
-        key = f"ch{int(match['ch'][2:])}"
-        if key in keys:
-            cells.setdefault(match["cell"], {})[keys[key]] = path
-    if not cells:
+    found = _channels_in(root)
+    missing = [c for c in names if found and c not in found]
+    if missing:
         raise ValueError(
-            f"data_dir must hold <cell id>_<channel> image files or phase folders, got none in "
-            f"{str(root)!r}"
+            f"data_dir must hold every channel the classifier uses {names!r}, got "
+            f"{str(root)!r} without {missing} (channels found: {sorted(found)})"
         )
-    ids = sorted(cells, key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)])
-    planes: list[np.ndarray[Any, Any]] = []
-    for cell in ids:
-        missing = [channels[i] for i in range(len(channels)) if i not in cells[cell]]
-        if missing:
-            raise ValueError(f"cell {cell!r} in {str(root)!r} lacks channel(s) {missing}")
-        with_channels = [np.asarray(Image.open(cells[cell][i])) for i in range(len(channels))]
-        planes.append(np.stack(with_channels))
-    if len({p.shape for p in planes}) != 1:
-        raise ValueError(f"images in {str(root)!r} must share one size, got {len(planes)} cells "
-                         f"with sizes {sorted({p.shape[1:] for p in planes})}")  # fmt: skip
-    return torch.from_numpy(np.stack(planes)), ids
+    data = load_cells(root, channels=names, on_error="raise")
+    ids = list(data.ids) if data.ids is not None else [f"cell-{i:05d}" for i in range(len(data))]
+    return data.images, ids
+
+
+_CHANNEL_IN_NAME = re.compile(r"(?:^|_)(ch\d+)(?:[_.]|$)", re.IGNORECASE)
+
+
+def _channels_in(root: Path) -> set[str]:
+    """The channel names that appear in the image file names of ``root`` (one level down too)."""
+    found: set[str] = set()
+    for folder in (root, *(p for p in root.iterdir() if p.is_dir())):
+        for path in folder.iterdir():
+            if path.is_file() and path.suffix.lower() in _IMAGE_SUFFIXES:
+                found.update(channel_name(m) for m in _CHANNEL_IN_NAME.findall(path.name))
+    return found
 
 
 def subset(data: CellImageDataset, index: np.ndarray[Any, Any] | Sequence[int]) -> CellImageDataset:
@@ -575,6 +784,13 @@ def build_model(
 ) -> nn.Module:
     """Build the recipe's registered model, sized by its fields, head at ``class_freqs``.
 
+    The head starts where the recipe's loss wants it: at the log prior for cross-entropy and
+    the focal loss (an untrained model predicts the training mix), at ``(1 - tau)`` times
+    the log prior for the logit-adjusted loss and uniform for the balanced softmax (their
+    training logits add the prior back), and at the prior log-odds for One-vs-All
+    (:func:`~cellvision.losses.init_prior_log_odds_`). The ResNet gets ``width`` stem
+    channels and ``depth`` stages of widths ``width, 2 width, 4 width, ...``.
+
     Parameters
     ----------
     recipe : CellCycleRecipe
@@ -595,13 +811,26 @@ def build_model(
     ...                     img_size=32, class_freqs=[0.6, 0.1, 0.1, 0.1, 0.1])
     >>> model.config.channels, model(torch.zeros(1, 1, 32, 32)).shape
     (8, torch.Size([1, 5]))
+    >>> build_model(CellCycleRecipe(model="cellcycle_resnet", width=8, depth=3), n_classes=5,
+    ...             in_channels=2, img_size=40, class_freqs=[0.6, 0.1, 0.1, 0.1, 0.1]
+    ...             ).config.widths
+    (8, 16, 32)
     """
+    # The prior-based losses add (tau times) the log prior back in training; the head starts
+    # at the rest, so the untrained model still predicts the training mix in the loss.
+    # Other losses keep class_freqs untouched (the 0.1.0 recipe stays bit for bit the same).
+    head_freqs: Sequence[float] = class_freqs
+    if recipe.loss in _PRIOR_ADJUSTING_LOSSES:
+        freqs = np.asarray(class_freqs, dtype=np.float64)
+        power = 1.0 - recipe.tau if recipe.loss == "logit_adjusted" else 0.0
+        freqs = (freqs / freqs.sum()) ** power
+        head_freqs = (freqs / freqs.sum()).tolist()
     common: dict[str, Any] = {
         "n_classes": n_classes,
         "in_channels": in_channels,
         "img_size": img_size,
         "dropout": recipe.dropout,
-        "class_freqs": class_freqs,
+        "class_freqs": head_freqs,
     }
     if recipe.model == "cellcycle_convnet":
         sized: dict[str, Any] = {
@@ -610,6 +839,12 @@ def build_model(
             "kernel_size": recipe.kernel_size,
             "pool_every": recipe.pool_every,
             "mlp_hidden": recipe.width,
+        }
+    elif recipe.model == "cellcycle_resnet":
+        sized = {
+            "stem_channels": recipe.width,
+            "widths": tuple(recipe.width * 2**i for i in range(recipe.depth)),
+            "depths": (1,) * recipe.depth,
         }
     else:
         sized = {
@@ -620,7 +855,62 @@ def build_model(
             "patch_size": recipe.patch_size,
             "pool": "mean",
         }
-    return create_model(recipe.model, **(common | sized | dict(recipe.model_overrides)))
+    model = create_model(recipe.model, **(common | sized | dict(recipe.model_overrides)))
+    if recipe.loss == "one_vs_all":
+        head = getattr(model, "classifier", None) or getattr(model, "head", None)
+        if not isinstance(head, nn.Linear):
+            raise ValueError(f"model {recipe.model!r} must have a linear head for one_vs_all")
+        init_prior_log_odds_(head, list(class_freqs))
+    return model
+
+
+def _training_loss(recipe: CellCycleRecipe, prior: Sequence[float]) -> Callable[..., Tensor]:
+    """The recipe's training loss ``loss(logits, target)`` (``prior``: the batch class mix)."""
+    if recipe.loss == "logit_adjusted":
+        return functools.partial(logit_adjusted_cross_entropy, prior=list(prior), tau=recipe.tau)
+    if recipe.loss == "balanced_softmax":
+        return functools.partial(balanced_softmax_loss, counts=list(prior))
+    if recipe.loss == "focal":
+        return functools.partial(focal_loss, gamma=recipe.focal_gamma)
+    if recipe.loss == "one_vs_all":
+        return one_vs_all_loss
+    return nn.functional.cross_entropy
+
+
+class _Mixup:
+    """Mixup as a batch transform plus the matching loss (the transform leaves a note).
+
+    ``transform(x)`` mixes every image with a random partner, ``lam * x + (1 - lam) *
+    x[perm]``, and remembers ``(perm, lam)``; the next ``loss(outputs, y)`` consumes it and
+    returns ``lam * loss(outputs, y) + (1 - lam) * loss(outputs, y[perm])``. Validation
+    batches are never transformed, so their loss stays the plain one.
+    """
+
+    def __init__(
+        self, alpha: float, loss: Callable[..., Tensor], augment: Callable[[Tensor], Tensor] | None,
+        *, seed: int,
+    ) -> None:  # fmt: skip
+        self.alpha, self.base_loss, self.augment = float(alpha), loss, augment
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.pending: tuple[Tensor, float] | None = None
+
+    def transform(self, x: Tensor) -> Tensor:
+        if self.augment is not None:
+            x = self.augment(x)
+        lam = float(self.rng.beta(self.alpha, self.alpha))
+        perm = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
+        self.pending = (perm, lam)
+        return lam * x + (1.0 - lam) * x[perm]
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        if self.pending is None:
+            return self.base_loss(outputs, target)
+        perm, lam = self.pending
+        self.pending = None
+        return lam * self.base_loss(outputs, target) + (1.0 - lam) * self.base_loss(
+            outputs, target[perm]
+        )
 
 
 def _batch_prior(targets: Tensor, alpha: float, n_classes: int) -> list[float]:
@@ -662,26 +952,40 @@ def _resolve_progress(progress: bool) -> bool:
 
 
 # --------------------------------------------------------------------------- trained model
+_FROM_RECIPE = "recipe"
+_AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16}
+_INFERENCE_FIELDS = ("tta", "logit_adjust", "amp", "channels_last")
+
+
 @dataclasses.dataclass
 class TrainedClassifier:
     """A trained cell classifier with everything needed to classify new cells.
 
+    Predictions follow the recipe's inference options: ``tta`` (D4 test-time augmentation),
+    ``logit_adjust`` (post-hoc adjustment against ``class_prior``), ``amp`` and
+    ``channels_last`` (the fast path), and the ensemble of ``n_models`` members whose
+    probabilities are averaged. :meth:`with_options` gives a copy that predicts with other
+    inference options from the same weights.
+
     Parameters
     ----------
     model : torch.nn.Module
-        The network (unwrapped from DDP), returning logits.
+        The network (unwrapped from DDP), returning logits; the first ensemble member.
     history : cellvision.engine.History
-        Per-epoch records of the training run.
+        Per-epoch records of the training run (of the first member).
     mean, std : Tensor
         Per-channel normalisation fitted on the training cells.
     class_names : tuple of str
         Name of every class, indexed by label.
     recipe : CellCycleRecipe
-        The recipe that trained it.
+        The recipe that trained it (its ``channels`` are the channels to predict on).
     class_prior : tuple of float
-        Class mix of the training batches (the head's initial prior).
+        Class mix of the training batches (the head's initial prior, and the prior that
+        ``logit_adjust`` removes).
     epoch : int
         Epoch of the kept weights (counted from 1).
+    extra_members : tuple of torch.nn.Module, default ()
+        The other ensemble members (seeds ``seed + 1, ...``), same architecture as ``model``.
 
     Examples
     --------
@@ -696,6 +1000,8 @@ class TrainedClassifier:
     True
     >>> again.class_names[:2], again.epoch
     (('Interphase', 'Prophase'), 1)
+    >>> trained.with_options(tta="d4").predict_proba(data.images).shape
+    torch.Size([38, 5])
     """
 
     model: nn.Module
@@ -706,6 +1012,23 @@ class TrainedClassifier:
     recipe: CellCycleRecipe
     class_prior: tuple[float, ...]
     epoch: int
+    extra_members: tuple[nn.Module, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.recipe.channels_last:
+            # Convert the weights once; the values are unchanged.
+            for member in self.members:
+                member.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    @property
+    def members(self) -> tuple[nn.Module, ...]:
+        """Every ensemble member, ``model`` first."""
+        return (self.model, *self.extra_members)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The image channels the classifier was trained on (``recipe.channels``)."""
+        return self.recipe.channels
 
     @property
     def normalize(self) -> Normalize:
@@ -719,6 +1042,33 @@ class TrainedClassifier:
         if not isinstance(size, int):
             raise ValueError(f"model must have a config with an int img_size, got {size!r}")
         return size
+
+    def with_options(self, **options: Any) -> TrainedClassifier:
+        """A copy that predicts with other inference options, sharing the weights.
+
+        Parameters
+        ----------
+        **options
+            New values of the recipe's inference fields ``tta``, ``logit_adjust``, ``amp``
+            and ``channels_last``.
+
+        Returns
+        -------
+        TrainedClassifier
+            The copy (no retraining; the models are the same objects).
+
+        Raises
+        ------
+        ValueError
+            If an option is not an inference field or its value is invalid (for example
+            ``logit_adjust`` with a loss that already adjusts).
+        """
+        unknown = sorted(set(options) - set(_INFERENCE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"options must be inference fields {_INFERENCE_FIELDS}, got {unknown!r}"
+            )
+        return dataclasses.replace(self, recipe=self.recipe.replace(**options))
 
     def _images(self, images: Tensor | np.ndarray[Any, Any] | CellImageDataset) -> Tensor:
         if isinstance(images, CellImageDataset):
@@ -744,14 +1094,18 @@ class TrainedClassifier:
         *,
         batch_size: int = _EVAL_BATCH,
         device: torch.device | str | None = None,
-        amp_dtype: torch.dtype | None = None,
-        channels_last: bool = False,
+        amp_dtype: torch.dtype | str | None = _FROM_RECIPE,
+        channels_last: bool | None = None,
     ) -> Tensor:
-        """Class logits of ``images`` (normalised as in training), float32 on the CPU.
+        """Class scores of ``images`` (normalised as in training), float32 on the CPU.
 
-        This is the single inference path: :meth:`predict_proba` and :meth:`predict` build
-        on it (later inference options of the recipe, such as test-time augmentation or
-        post-hoc logit adjustment, go here).
+        This is the single inference path: :meth:`predict_proba`, :meth:`predict`,
+        :func:`evaluate` and :func:`cross_validate` build on it. A single softmax model
+        without test-time augmentation returns its logits; otherwise (``tta="d4"``, an
+        ensemble, or ``loss="one_vs_all"``) the scores are the log of the mean predicted
+        probabilities (views and members averaged), so their softmax is that mean. With
+        ``logit_adjust`` the scores are then
+        ``adjust_logits(scores, class_prior, tau=logit_adjust)``.
 
         Parameters
         ----------
@@ -759,18 +1113,18 @@ class TrainedClassifier:
             ``(N, C, H, W)`` (or ``(N, H, W)``) raw images: ``uint8``/``uint16`` or float in
             ``[0, 1]``, as the training cells were.
         batch_size : int, default 256
-            Cells per forward pass.
+            Cells per forward pass (times 8 views with ``tta="d4"``).
         device : torch.device or str, optional
             Defaults to the model's device.
-        amp_dtype : torch.dtype, optional
-            Forward under autocast with this dtype (``torch.bfloat16``).
-        channels_last : bool, default False
-            Feed the batches in ``channels_last`` memory format.
+        amp_dtype : torch.dtype or None, default: the recipe's ``amp``
+            Forward under autocast with this dtype (``torch.bfloat16``); ``None`` is float32.
+        channels_last : bool, optional
+            Feed the batches in ``channels_last`` memory format; default: the recipe's.
 
         Returns
         -------
         Tensor
-            ``(N, n_classes)`` logits.
+            ``(N, n_classes)`` scores.
 
         Raises
         ------
@@ -779,13 +1133,46 @@ class TrainedClassifier:
         """
         check_positive_int("batch_size", batch_size)
         x = self._images(images)
-        return predict_outputs(
-            self.model,
-            _NormalizedBatches(x, None, self.normalize, batch_size),
-            device=device,
-            amp_dtype=amp_dtype,
-            channels_last=channels_last,
-        )
+        recipe = self.recipe
+        amp = _AMP_DTYPES[recipe.amp] if amp_dtype == _FROM_RECIPE else amp_dtype
+        if amp is not None and not isinstance(amp, torch.dtype):
+            raise TypeError(f"amp_dtype must be a torch.dtype or None, got {amp_dtype!r}")
+        last = recipe.channels_last if channels_last is None else bool(channels_last)
+        one_vs_all = recipe.loss == "one_vs_all"
+        batches = _NormalizedBatches(x, None, self.normalize, batch_size)
+        if len(self.members) == 1 and recipe.tta == "none" and not one_vs_all:
+            scores = predict_outputs(
+                self.model, batches, device=device, amp_dtype=amp, channels_last=last
+            )
+        else:
+            to_proba = one_vs_all_probabilities if one_vs_all else None
+            total = torch.zeros(x.shape[0], len(self.class_names))
+            for member in self.members:
+                if recipe.tta == "none":
+                    raw = predict_outputs(
+                        member, batches, device=device, amp_dtype=amp, channels_last=last
+                    )
+                    total += raw.softmax(dim=1) if to_proba is None else to_proba(raw)
+                    continue
+                dev = device if device is not None else next(member.parameters()).device
+                parts = [
+                    predict_tta(
+                        member,
+                        batch.to(dev),
+                        recipe.tta,  # type: ignore[arg-type]
+                        amp_dtype=amp,
+                        channels_last=last,
+                        to_probabilities=to_proba,
+                    ).cpu()
+                    for batch in batches
+                    if isinstance(batch, Tensor)
+                ]
+                total += torch.cat(parts)
+            tiny = torch.finfo(torch.float32).tiny
+            scores = (total / len(self.members)).clamp(min=tiny).log()
+        if recipe.logit_adjust:
+            scores = adjust_logits(scores, list(self.class_prior), tau=recipe.logit_adjust)
+        return scores
 
     def predict_proba(
         self,
@@ -793,8 +1180,8 @@ class TrainedClassifier:
         *,
         batch_size: int = _EVAL_BATCH,
         device: torch.device | str | None = None,
-        amp_dtype: torch.dtype | None = None,
-        channels_last: bool = False,
+        amp_dtype: torch.dtype | str | None = _FROM_RECIPE,
+        channels_last: bool | None = None,
     ) -> Tensor:
         """Class probabilities of ``images``: softmax of :meth:`logits` (same arguments).
 
@@ -818,21 +1205,30 @@ class TrainedClassifier:
         *,
         batch_size: int = _EVAL_BATCH,
         device: torch.device | str | None = None,
+        amp_dtype: torch.dtype | str | None = _FROM_RECIPE,
+        channels_last: bool | None = None,
     ) -> Tensor:
-        """Predicted class index of every image (argmax of :meth:`logits`).
+        """Predicted class index of every image (argmax of :meth:`logits`, same arguments).
 
         Returns
         -------
         Tensor
             ``(N,)`` int64 labels; ``class_names[label]`` names them.
         """
-        return self.logits(images, batch_size=batch_size, device=device).argmax(dim=-1)
+        return self.logits(
+            images,
+            batch_size=batch_size,
+            device=device,
+            amp_dtype=amp_dtype,
+            channels_last=channels_last,
+        ).argmax(dim=-1)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write one safe checkpoint (:func:`cellvision.checkpoint.save_checkpoint`).
 
-        It holds the model config and weights, the normalisation, the class names, the class
-        prior, the recipe and the history; :meth:`load` needs nothing else.
+        It holds the model config and weights (and those of the other ensemble members), the
+        normalisation, the channels, the class names, the class prior, the recipe and the
+        history; :meth:`load` needs nothing else.
 
         Parameters
         ----------
@@ -852,11 +1248,16 @@ class TrainedClassifier:
         extra = {
             "kind": "cellvision.recipes.cellcycle.TrainedClassifier",
             "class_names": list(self.class_names),
+            "channels": list(self.channels),
             "mean": self.mean.double().tolist(),
             "std": self.std.double().tolist(),
             "class_prior": list(self.class_prior),
             "recipe": self.recipe.to_dict(),
             "history": self.history.to_dict(),
+            "members": [
+                {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
+                for m in self.extra_members
+            ],
         }
         return save_checkpoint(path, self.model, epoch=self.epoch, extra=extra)
 
@@ -876,7 +1277,8 @@ class TrainedClassifier:
         Returns
         -------
         TrainedClassifier
-            The classifier, in eval mode.
+            The classifier, in eval mode (converted to ``channels_last`` when its recipe
+            predicts that way).
 
         Raises
         ------
@@ -892,15 +1294,29 @@ class TrainedClassifier:
             raise ValueError(
                 f"path must be a checkpoint written by TrainedClassifier.save, got {str(path)!r}"
             )
+        recipe = CellCycleRecipe.from_dict(extra["recipe"])
+        model = checkpoint.model.eval()
+        states = extra.get("members", [])
+        if not isinstance(states, list) or len(states) + 1 != recipe.n_models:
+            raise ValueError(
+                f"path must hold {recipe.n_models} ensemble member(s) as its recipe says, got "
+                f"{str(path)!r} with {len(states) + 1 if isinstance(states, list) else states!r}"
+            )
+        members = []
+        for state in states:
+            member = type(model)(model.config)
+            member.load_state_dict(state, strict=True)
+            members.append(member.to(next(model.parameters()).device).eval())
         return cls(
-            model=checkpoint.model.eval(),
+            model=model,
             history=History.from_dict(extra["history"]),
             mean=torch.tensor(extra["mean"], dtype=torch.float64),
             std=torch.tensor(extra["std"], dtype=torch.float64),
             class_names=tuple(extra["class_names"]),
-            recipe=CellCycleRecipe.from_dict(extra["recipe"]),
+            recipe=recipe,
             class_prior=tuple(float(p) for p in extra["class_prior"]),
             epoch=int(checkpoint.epoch or 0),
+            extra_members=tuple(members),
         )
 
 
@@ -927,52 +1343,66 @@ def _fit_classifier(
     mean, std = channel_stats(train_data.images)
     normalize = Normalize(mean.float(), std.float().clamp(min=1e-6))
     prior = _batch_prior(train_data.targets, recipe.alpha, len(names))
-
-    torch.manual_seed(recipe.seed)
-    model = make_model(prior).to(dev)
-    net: nn.Module = model
-    if dist.is_available() and dist.is_initialized():
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None
-        )
-    # The sampler shards itself under a process group and gives every rank the same number
-    # of indices, so the ranks run the same number of steps.
-    train_set = CellImageDataset(train_data.images, train_data.targets, names, transform=normalize)
-    sampler = ClassBalancedSampler(train_set.targets, alpha=recipe.alpha, seed=recipe.seed)
-    train_loader = DataLoader(train_set, batch_size=recipe.batch_size, sampler=sampler)
     val_loader = None
     if val_data is not None:
         part = torch.from_numpy(_shard(len(val_data)))
         val_loader = _NormalizedBatches(
             val_data.images[part], val_data.targets[part], normalize, _EVAL_BATCH
         )
-    groups = model.parameters() if recipe.decay_all else param_groups(model, recipe.weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    scheduler = (
-        warmup_cosine(optimizer, epochs * len(train_loader), recipe.warmup_fraction)
-        if recipe.schedule == "warmup_cosine"
-        else None
-    )
+    train_set = CellImageDataset(train_data.images, train_data.targets, names, transform=normalize)
     select_best = recipe.select == "best" and val_loader is not None
-    history = fit(
-        net,
-        train_loader,
-        optimizer,
-        epochs=epochs,
-        val_loader=val_loader,
-        metrics=BalancedClassificationMetrics(len(names), class_names=names),
-        device=dev,
-        batch_transform=_augmentation(recipe.max_shift, seed=recipe.seed) if augment else None,
-        scheduler=scheduler,
-        monitor="val_balanced_accuracy" if val_loader is not None else None,
-        mode="max" if val_loader is not None else "min",
-        restore_best=select_best,
-        progress=_resolve_progress(progress),
-        on_epoch_end=on_epoch,
-    )
-    kept = history.best_epoch() if select_best else int(history[-1]["epoch"])
+
+    def fit_member(seed: int) -> tuple[nn.Module, History, int]:
+        torch.manual_seed(seed)
+        model = make_model(prior).to(dev)
+        net: nn.Module = model
+        if dist.is_available() and dist.is_initialized():
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[dev.index] if dev.type == "cuda" else None
+            )
+        # The sampler shards itself under a process group and gives every rank the same
+        # number of indices, so the ranks run the same number of steps.
+        sampler = ClassBalancedSampler(train_set.targets, alpha=recipe.alpha, seed=seed)
+        train_loader = DataLoader(train_set, batch_size=recipe.batch_size, sampler=sampler)
+        groups = (
+            model.parameters() if recipe.decay_all else param_groups(model, recipe.weight_decay)
+        )
+        optimizer = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        scheduler = (
+            warmup_cosine(optimizer, epochs * len(train_loader), recipe.warmup_fraction)
+            if recipe.schedule == "warmup_cosine"
+            else None
+        )
+        transform = _augmentation(recipe.max_shift, seed=seed) if augment else None
+        loss_fn = _training_loss(recipe, prior)
+        if recipe.mixup:
+            mixup = _Mixup(recipe.mixup, loss_fn, transform, seed=seed)
+            transform, loss_fn = mixup.transform, mixup.loss
+        history = fit(
+            net,
+            train_loader,
+            optimizer,
+            epochs=epochs,
+            val_loader=val_loader,
+            loss_fn=loss_fn,
+            metrics=BalancedClassificationMetrics(len(names), class_names=names),
+            device=dev,
+            batch_transform=transform,
+            scheduler=scheduler,
+            monitor="val_balanced_accuracy" if val_loader is not None else None,
+            mode="max" if val_loader is not None else "min",
+            restore_best=select_best,
+            progress=_resolve_progress(progress),
+            on_epoch_end=on_epoch,
+        )
+        kept = history.best_epoch() if select_best else int(history[-1]["epoch"])
+        return model.eval(), history, kept
+
+    # The ensemble: members differ only in their seed (weights, sampler draw, augmentation).
+    fitted = [fit_member(recipe.seed + k) for k in range(recipe.n_models)]
+    (model, history, kept), others = fitted[0], fitted[1:]
     return TrainedClassifier(
-        model=model.eval(),
+        model=model,
         history=history,
         mean=mean.double(),
         std=std.double(),
@@ -980,6 +1410,7 @@ def _fit_classifier(
         recipe=recipe,
         class_prior=tuple(prior),
         epoch=kept,
+        extra_members=tuple(member for member, _, _ in others),
     )
 
 
@@ -1075,7 +1506,8 @@ def train_pixel_baseline(
 
     The baseline the network has to beat: ``recipe.baseline_epochs`` epochs, no augmentation
     (a linear model has no invariance to learn rotated or shifted copies into; they only blur
-    its templates). Arguments as :func:`train`. Its :meth:`TrainedClassifier.save` raises
+    its templates), plain cross-entropy, one model and no inference options. Arguments as
+    :func:`train`. Its :meth:`TrainedClassifier.save` raises
     ``ValueError`` (the baseline is not a registered model).
 
     Returns
@@ -1098,6 +1530,12 @@ def train_pixel_baseline(
     """
     if recipe.baseline_epochs == 0:
         raise ValueError("recipe.baseline_epochs must be positive to train the baseline, got 0")
+    # The baseline is plain multinomial logistic regression: one model, cross-entropy, and
+    # no inference options (it is the reference the recipe's levers are measured against).
+    recipe = recipe.replace(
+        loss="cross_entropy", logit_adjust=0.0, tta="none", amp="none", channels_last=False,
+        mixup=0.0, n_models=1,
+    )  # fmt: skip
     n_pixels = int(np.prod(train_data.images.shape[1:]))
     n_classes = len(train_data.class_names)
     return _fit_classifier(
@@ -1160,13 +1598,16 @@ def evaluate(
         )
     check_positive_int("batch_size", batch_size)
     part = torch.from_numpy(_shard(len(data)))
-    loader = _NormalizedBatches(
-        trained._images(data.images[part]), data.targets[part], trained.normalize, batch_size
-    )
+    # The classifier's own inference path (test-time augmentation, ensemble, adjustment).
+    logits = trained.logits(data.images[part], batch_size=batch_size)
     metric = BalancedClassificationMetrics(len(trained.class_names), class_names=data.class_names)
-    result = evaluate_model(trained.model, loader, metrics=metric)
-    report: ClassificationReport = result.reports["balanced_classification_metrics"]
-    return report
+    metric.update(logits, data.targets[part])
+    if dist.is_available() and dist.is_initialized():
+        from torcheval.metrics.toolkit import sync_and_compute
+
+        report: ClassificationReport = sync_and_compute(metric)
+        return report
+    return metric.compute()
 
 
 def _report_from_logits(
@@ -1195,6 +1636,9 @@ class CrossValidationResult:
     table : dict of str to (float, float)
         Mean and sample standard deviation over the folds of every metric of
         :data:`TABLE_METRICS` (NaN folds skipped).
+    classifiers : list of TrainedClassifier
+        The classifier of every fold, kept with ``cross_validate(..., keep_classifiers=True)``
+        (empty otherwise); :meth:`with_options` re-evaluates them.
     """
 
     fold_reports: list[ClassificationReport]
@@ -1202,6 +1646,55 @@ class CrossValidationResult:
     oof_proba: Tensor
     fold_of: np.ndarray[Any, np.dtype[np.int64]]
     table: dict[str, tuple[float, float]]
+    classifiers: list[TrainedClassifier] = dataclasses.field(default_factory=list)
+
+    def with_options(self, data: CellImageDataset, **options: Any) -> CrossValidationResult:
+        """The same folds and trained classifiers, evaluated with other inference options.
+
+        Nothing is retrained: every fold's classifier gets
+        :meth:`TrainedClassifier.with_options` and predicts its own held-out cells again, so
+        test-time augmentation or post-hoc adjustment is compared on the same weights.
+
+        Parameters
+        ----------
+        data : CellImageDataset
+            The cells given to :func:`cross_validate`.
+        **options
+            Inference fields (``tta``, ``logit_adjust``, ``amp``, ``channels_last``).
+
+        Returns
+        -------
+        CrossValidationResult
+            The re-evaluated result (it keeps the changed classifiers).
+
+        Raises
+        ------
+        ValueError
+            If the classifiers were not kept, ``data`` does not match the folds or an option
+            is invalid.
+
+        Examples
+        --------
+        >>> data = make_synthetic_cells([24, 8, 6, 6, 6], size=24, seed=0)
+        >>> result = cross_validate(CellCycleRecipe(epochs=1, width=8, depth=2), data,
+        ...                         n_splits=3, device="cpu", keep_classifiers=True)
+        >>> tta = result.with_options(data, tta="d4")
+        >>> tta.classifiers[0].recipe.tta, tta.fold_of.tolist() == result.fold_of.tolist()
+        ('d4', True)
+        """
+        if not self.classifiers:
+            raise ValueError(
+                "classifiers must be kept to re-evaluate: call cross_validate(..., "
+                "keep_classifiers=True), got none"
+            )
+        if len(data) != len(self.fold_of):
+            raise ValueError(
+                f"data must be the {len(self.fold_of)} cells of the cross-validation, got "
+                f"{len(data)}"
+            )
+        changed = [c.with_options(**options) for c in self.classifiers]
+        folds = [np.flatnonzero(self.fold_of == k) for k in range(len(changed))]
+        return _collect_folds(data, changed, folds, keep_classifiers=True)
 
     def format_table(self) -> str:
         """The mean/sd table and the pooled row as text.
@@ -1249,6 +1742,7 @@ def cross_validate(
     device: torch.device | str = "auto",
     progress: bool = False,
     on_fold: Callable[[int, ClassificationReport], object] | None = None,
+    keep_classifiers: bool = False,
 ) -> CrossValidationResult:
     """Stratified k-fold cross-validation of the recipe.
 
@@ -1271,6 +1765,10 @@ def cross_validate(
         As in :func:`train`.
     on_fold : callable, optional
         Called as ``on_fold(fold, report)`` after each fold (fold counted from 1).
+    keep_classifiers : bool, default False
+        Keep every fold's :class:`TrainedClassifier` in the result, so that
+        :meth:`CrossValidationResult.with_options` can evaluate other inference options
+        (test-time augmentation, post-hoc adjustment) without retraining.
 
     Returns
     -------
@@ -1293,10 +1791,9 @@ def cross_validate(
     if not isinstance(data, CellImageDataset):
         raise TypeError(f"data must be a CellImageDataset, got {type(data).__name__}")
     splitter = StratifiedKFoldSplitter(n_splits, seed=seed)
-    names = data.class_names
-    logits = torch.zeros(len(data), len(names))
-    fold_of = np.full(len(data), -1, dtype=np.int64)
-    reports: list[ClassificationReport] = []
+    classifiers: list[TrainedClassifier] = []
+    folds: list[np.ndarray[Any, Any]] = []
+    predicted: list[Tensor] = []
     for k, (train_idx, test_idx) in enumerate(splitter.split(data.images, data.targets)):
         val = None
         if recipe.select == "best":
@@ -1305,13 +1802,39 @@ def cross_validate(
             )
             train_idx, val = train_idx[inner_train], subset(data, train_idx[inner_val])
         trained = train(recipe, subset(data, train_idx), val, device=device, progress=progress)
-        fold_logits = trained.logits(data.images[torch.from_numpy(test_idx)])
-        logits[torch.from_numpy(test_idx)] = fold_logits
-        fold_of[test_idx] = k
-        report = _report_from_logits(fold_logits, data.targets[test_idx], names)
-        reports.append(report)
+        classifiers.append(trained)
+        folds.append(test_idx)
+        predicted.append(trained.logits(data.images[torch.from_numpy(test_idx)]))
         if on_fold is not None:
-            on_fold(k + 1, report)
+            names = data.class_names
+            on_fold(k + 1, _report_from_logits(predicted[-1], data.targets[test_idx], names))
+    return _collect_folds(
+        data, classifiers, folds, keep_classifiers=keep_classifiers, fold_logits=predicted
+    )
+
+
+def _collect_folds(
+    data: CellImageDataset,
+    classifiers: Sequence[TrainedClassifier],
+    folds: Sequence[np.ndarray[Any, Any]],
+    *,
+    keep_classifiers: bool,
+    fold_logits: Sequence[Tensor] | None = None,
+) -> CrossValidationResult:
+    """Predict every fold's held-out cells with its classifier and tabulate the reports."""
+    names = data.class_names
+    logits = torch.zeros(len(data), len(names))
+    fold_of = np.full(len(data), -1, dtype=np.int64)
+    reports: list[ClassificationReport] = []
+    for k, (trained, test_idx) in enumerate(zip(classifiers, folds, strict=True)):
+        scores = (
+            fold_logits[k]
+            if fold_logits is not None
+            else trained.logits(data.images[torch.from_numpy(test_idx)])
+        )
+        logits[torch.from_numpy(test_idx)] = scores
+        fold_of[test_idx] = k
+        reports.append(_report_from_logits(scores, data.targets[test_idx], names))
     table: dict[str, tuple[float, float]] = {}
     for key, _ in TABLE_METRICS:
         values = np.array([float(getattr(r, key)) for r in reports], dtype=np.float64)
@@ -1325,6 +1848,7 @@ def cross_validate(
         oof_proba=torch.softmax(logits, dim=-1),
         fold_of=fold_of,
         table=table,
+        classifiers=list(classifiers) if keep_classifiers else [],
     )
 
 
@@ -1558,6 +2082,8 @@ def run_study(
         "class_names": list(names),
         "split_counts": split_counts,
         "recipe": recipe.to_dict(),
+        "channels": list(recipe.channels),
+        "label_free": is_label_free(recipe.channels),
         "reported_split": "test" if test_data is None else "test folder",
         "reported_epoch": (
             "last epoch" if recipe.select == "last" else "best validation balanced accuracy"
@@ -1621,11 +2147,11 @@ def sweep_objective(
     trial : optuna.trial.Trial or compatible
         The trial.
     quick : bool, default False
-        The quick data and 2 epochs per trial (8 otherwise).
+        2 epochs per trial (8 otherwise).
     seed : int, default 0
         Seed of the data, split and training.
     data : CellImageDataset, optional
-        Cells to use instead of :func:`load_data`'s default.
+        Cells to use instead of :func:`load_data`'s default (the embedded real sample).
     epochs : int, optional
         Epochs per trial (overrides ``quick``).
 
