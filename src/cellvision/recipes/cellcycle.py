@@ -4,8 +4,9 @@ The recipe, top to bottom:
 
 1. **data**: the package's embedded sample of real Jurkat cells (:func:`load_data`, label-free
    channels Ch3 + Ch6), a labelled folder read by :func:`cellvision.data.load_cells`
-   (per-cell files or the release's montages; G1/S/G2 merged into Interphase), or synthetic
-   cells for tests and demos, held in memory;
+   (per-cell files or the release's montages; G1/S/G2 merged into Interphase, or kept apart
+   with ``release_labels=True`` for ``train_labels="release"``), or synthetic cells for tests
+   and demos, held in memory;
 2. **split**: stratified train / validation / test indices
    (:func:`cellvision.splits.train_val_test_split`); the per-channel normalisation is fitted on
    the training cells only and travels with the trained model;
@@ -23,6 +24,10 @@ The recipe, top to bottom:
 7. **testing**: :func:`evaluate` on cells that neither trained nor selected anything,
    through the classifier's inference path (``tta``, ``logit_adjust``, the ensemble mean and
    the ``amp``/``channels_last`` fast path).
+
+``train_labels="release"`` trains the network on the seven release classes (G1, S, G2 apart)
+and sums the three interphase probabilities at prediction; splits, folds and reports stay on
+the five merged classes.
 
 :func:`default_recipe` gives the named presets (:data:`PRESETS`: ``realtime``, the default;
 ``accurate``; ``legacy``, the 0.1.0 recipe) or a model's tuned defaults.
@@ -1571,7 +1576,7 @@ def train(
     >>> fine = train(CellCycleRecipe(epochs=1, width=8, depth=2, train_labels="release"),
     ...              part, device="cpu", progress=False)
     >>> fine.fine_class_names[:3], fine.class_names[0], fine.predict_proba(part).shape
-    (('G1', 'S', 'G2'), 'Interphase', torch.Size([206, 5]))
+    (('G1', 'S', 'G2'), 'Interphase', torch.Size([205, 5]))
     """
     if not isinstance(train_data, CellImageDataset):
         raise TypeError(f"train_data must be a CellImageDataset, got {type(train_data).__name__}")
