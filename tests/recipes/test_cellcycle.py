@@ -644,3 +644,27 @@ def test_load_data_keeps_the_release_classes_on_request() -> None:
     assert [to_merged[t] for t in fine.targets.tolist()] == merged.targets.tolist()
     synthetic, _ = load_data(counts=[4, 2, 2, 2, 2], size=16, release_labels=True)
     assert synthetic.class_names == merged.class_names
+
+
+def test_release_validation_metrics_are_on_the_merged_classes(
+    release_cells: tuple[Any, Any],
+) -> None:
+    _, fine = release_cells
+    recipe = CellCycleRecipe(epochs=2, batch_size=16, width=4, depth=1, train_labels="release")
+    train_part, val_part = subset(fine, np.arange(0, 64, 2)), subset(fine, np.arange(1, 64, 2))
+    trained = train(recipe, train_part, val_part, device="cpu", progress=False)
+    # The last epoch's validation report is the merged-class report of the kept weights.
+    report = evaluate(trained, val_part)
+    last = trained.history[-1]
+    assert math.isclose(last["val_balanced_accuracy"], report.balanced_accuracy, abs_tol=1e-9)
+    assert math.isclose(last["val_macro_f1"], report.macro_f1, abs_tol=1e-9)
+    with pytest.raises(ValueError, match="val_data.class_names must be"):
+        train(recipe, train_part, _merged_cells(val_part), device="cpu", progress=False)
+
+
+def _merged_cells(fine: Any) -> Any:
+    from cellvision.data import CellImageDataset
+
+    labels = [max(t - 2, 0) for t in fine.targets.tolist()]
+    names = ("Interphase", "Prophase", "Metaphase", "Anaphase", "Telophase")
+    return CellImageDataset(fine.images, labels, names)

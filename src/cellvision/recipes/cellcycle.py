@@ -74,6 +74,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from typing_extensions import Self
 
 from cellvision.checkpoint import load_checkpoint, save_checkpoint
 from cellvision.config import (
@@ -756,6 +757,29 @@ def _merged(data: CellImageDataset) -> CellImageDataset:
     targets = data.targets
     labels = torch.where(targets >= 0, index[targets.clamp(min=0)], targets)
     return CellImageDataset(data.images, labels, merged, ids=data.ids)
+
+
+class _MergedClassMetrics(BalancedClassificationMetrics):
+    """The balanced report of the merged classes, updated with fine-class logits and targets.
+
+    The validation metric of a ``train_labels="release"`` run: the fine probabilities are
+    summed per merged class, as :meth:`TrainedClassifier.logits` does, so ``val_*`` values
+    (and ``select="best"``) are on the classes the classifier reports. The state is the
+    parent's, so DDP synchronisation works unchanged.
+    """
+
+    def __init__(self, fine_class_names: Sequence[str]) -> None:
+        index, merged = _merge_index(fine_class_names)
+        super().__init__(len(merged), class_names=merged)
+        self.fine_to_merged = index
+
+    @torch.inference_mode()
+    def update(self, input: Tensor, target: Tensor) -> Self:
+        index = self.fine_to_merged.to(input.device)
+        proba = torch.zeros(input.shape[0], self.n_classes, device=input.device)
+        proba.index_add_(1, index, input.float().softmax(dim=1))
+        scores = proba.clamp(min=torch.finfo(torch.float32).tiny).log()
+        return super().update(scores, index[target.to(input.device)])
 
 
 def _shard(n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -1476,7 +1500,11 @@ def _fit_classifier(
             epochs=epochs,
             val_loader=val_loader,
             loss_fn=loss_fn,
-            metrics=BalancedClassificationMetrics(len(names), class_names=names),
+            metrics=(
+                _MergedClassMetrics(names)
+                if merge_fine
+                else BalancedClassificationMetrics(len(names), class_names=names)
+            ),
             device=dev,
             batch_transform=transform,
             scheduler=scheduler,
@@ -1521,8 +1549,8 @@ def train(
     The cells may carry the merged classes or the seven release classes
     (``load_data(..., release_labels=True)``). With ``recipe.train_labels="merged"`` release
     classes are merged first; with ``"release"`` the network learns the classes as given
-    (validation loss and ``val_*`` metrics are then on those finer classes too) and the
-    classifier predicts the merged ones.
+    and the classifier predicts the merged ones (the validation loss is on the finer
+    classes; the ``val_*`` metrics, and so ``select="best"``, on the merged ones).
 
     Under an initialised :mod:`torch.distributed` process group the model is wrapped in
     :class:`~torch.nn.parallel.DistributedDataParallel`, the sampler shards the training
