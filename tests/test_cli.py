@@ -50,10 +50,14 @@ def help_text(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     [
         (
             ("cellcycle", "train"),
-            ["--test-dir", "--quick", "--out DIR", "runs/cellcycle-train"],
+            ["--test-dir", "--quick", "--out DIR", "runs/cellcycle-train", "--train-labels"],
             ["--folds", "--checkpoint", "--n-trials"],
         ),
-        (("cellcycle", "cv"), ["--folds", "runs/cellcycle-cv"], ["--test-dir", "--checkpoint"]),
+        (
+            ("cellcycle", "cv"),
+            ["--folds", "runs/cellcycle-cv", "--train-labels {merged,release}"],
+            ["--test-dir", "--checkpoint"],
+        ),
         (("cellcycle", "predict"), ["--checkpoint", "FILE.csv"], ["--epochs", "--folds"]),
         (("sweep",), ["--storage", "--n-trials", "--timeout", "--study-name"], ["--epochs"]),
         ((), ["cellcycle", "benzene", "sweep"], []),
@@ -198,12 +202,16 @@ def test_two_sweep_workers_share_one_sqlite_study(tmp_path: Path) -> None:
 
 
 def jurkat_like_folder(
-    root: Path, per_phase: int, seed: int, channels: tuple[str, ...] = ("Ch3",)
+    root: Path,
+    per_phase: int,
+    seed: int,
+    channels: tuple[str, ...] = ("Ch3",),
+    phases: tuple[str, ...] = ("G1", "Prophase", "Metaphase", "Anaphase", "Telophase"),
 ) -> Path:
     """A tiny labelled folder in the Jurkat layout, <phase>/<id>_Ch<k>.png, noise images."""
     image = pytest.importorskip("PIL.Image")
     rng = np.random.default_rng(seed)
-    for phase in ("G1", "Prophase", "Metaphase", "Anaphase", "Telophase"):
+    for phase in phases:
         (root / phase).mkdir(parents=True)
         for cell in range(per_phase):
             for channel in channels:
@@ -269,3 +277,39 @@ def test_a_run_with_the_dna_stain_warns_that_it_is_not_label_free(tmp_path: Path
     results = json.loads((out / "results.json").read_text())
     assert results["label_free"] is False
     assert results["channels"] == ["Ch3", "Ch4"]
+
+
+@pytest.mark.parametrize("subcommand", ["train", "cv"])
+def test_train_labels_flag_reaches_the_recipe(subcommand: str) -> None:
+    from cellvision.cli import build_parser
+    from cellvision.cli.cellcycle import _recipe
+
+    parser = build_parser()
+    args = parser.parse_args(["cellcycle", subcommand, "--train-labels", "release"])
+    assert _recipe(args).train_labels == "release"
+    assert _recipe(parser.parse_args(["cellcycle", subcommand])).train_labels == "merged"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["cellcycle", subcommand, "--train-labels", "fine"])
+
+
+def test_cv_with_release_labels_trains_fine_and_reports_merged(tmp_path: Path) -> None:
+    phases = ("G1", "S", "G2", "Prophase", "Metaphase", "Anaphase", "Telophase")
+    data = jurkat_like_folder(tmp_path / "cells", 4, seed=0, phases=phases)
+    outputs = {}
+    for labels in ("merged", "release"):
+        out = tmp_path / labels
+        code, stdout, err = run(
+            "cellcycle", "cv", "--data-dir", str(data), "--folds", "2", "--epochs", "1",
+            "--width", "4", "--depth", "1", "--baseline-epochs", "0", "--no-progress",
+            "--channels", "Ch3", "--train-labels", labels, "--out", str(out),
+        )  # fmt: skip
+        assert code == 0, err
+        assert "recall per class (pooled out of fold): Interphase" in stdout
+        outputs[labels] = json.loads((out / "results.json").read_text())
+    release = outputs["release"]
+    assert release["recipe"]["train_labels"] == "release"
+    assert release["class_names"] == [
+        "Interphase", "Prophase", "Metaphase", "Anaphase", "Telophase"
+    ]  # fmt: skip
+    assert release["fold_of"] == outputs["merged"]["fold_of"]
+    assert release["oof_proba"] != outputs["merged"]["oof_proba"]  # a different network

@@ -483,3 +483,188 @@ def test_the_head_starts_where_the_loss_wants_it(loss: str, expected: Any) -> No
         np.testing.assert_allclose(bias, want, rtol=1e-5)
     else:  # a softmax head is defined up to a constant
         np.testing.assert_allclose(bias - bias.mean(), want - want.mean(), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- train_labels
+RELEASE = ("G1", "S", "G2", "Prophase", "Metaphase", "Anaphase", "Telophase")
+
+
+def with_release_labels(merged: Any) -> Any:
+    """The same cells with Interphase split cyclically into G1, S, G2 (written out by hand)."""
+    from cellvision.data import CellImageDataset
+
+    fine = []
+    seen = 0
+    for label in merged.targets.tolist():
+        if label == 0:
+            fine.append(seen % 3)
+            seen += 1
+        else:
+            fine.append(label + 2)
+    return CellImageDataset(merged.images, fine, RELEASE)
+
+
+@pytest.fixture(scope="module")
+def release_cells() -> tuple[Any, Any]:
+    merged = make_synthetic_cells([30, 10, 8, 8, 8], size=16, seed=7)
+    return merged, with_release_labels(merged)
+
+
+def test_train_labels_validates_and_defaults_to_merged() -> None:
+    assert CellCycleRecipe().train_labels == "merged"
+    recipe = CellCycleRecipe(train_labels="release")
+    assert CellCycleRecipe.from_json(recipe.to_json()) == recipe
+    with pytest.raises(ValueError, match="train_labels"):
+        CellCycleRecipe(train_labels="fine")
+
+
+def test_merged_training_is_unchanged_whatever_labels_the_cells_carry(
+    release_cells: tuple[Any, Any],
+) -> None:
+    merged, fine = release_cells
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, logit_adjust=0.5)
+    reference = train(recipe, merged, device="cpu", progress=False)
+    # Release-labelled cells are merged first: the very same training, bit for bit.
+    from_fine = train(recipe, fine, device="cpu", progress=False)
+    # Cells without finer classes: "release" trains exactly as "merged".
+    no_finer = train(recipe.replace(train_labels="release"), merged, device="cpu", progress=False)
+    for other in (from_fine, no_finer):
+        assert other.fine_class_names is None
+        assert other.class_names == merged.class_names
+        assert other.class_prior == reference.class_prior
+        states = reference.model.state_dict(), other.model.state_dict()
+        assert list(states[0]) == list(states[1])
+        assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+        assert torch.equal(other.logits(merged.images), reference.logits(merged.images))
+
+
+def naive_merged_proba(trained: TrainedClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Mean over members and D4 views of the fine softmax, adjusted, then G1+S+G2 summed."""
+    x = normalised(trained, images)
+    views = []
+    for member in trained.members:
+        for flip in (False, True):
+            for k in range(4):
+                view = torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1))
+                views.append(raw_logits(member, view).softmax(1))
+    mean = torch.stack(views).mean(0)
+    prior = torch.tensor(trained.class_prior)
+    fine = (mean.log() - trained.recipe.logit_adjust * prior.log()).softmax(1)
+    return torch.cat([fine[:, :3].sum(1, keepdim=True), fine[:, 3:]], dim=1)
+
+
+def test_release_training_sums_the_fine_probabilities(
+    release_cells: tuple[Any, Any], tmp_path: Path
+) -> None:
+    merged, fine = release_cells
+    recipe = CellCycleRecipe(
+        epochs=1, batch_size=16, width=4, depth=1, train_labels="release", tta="d4",
+        n_models=2, logit_adjust=0.5,
+    )  # fmt: skip
+    trained = train(recipe, fine, device="cpu", progress=False)
+    assert trained.fine_class_names == RELEASE
+    assert trained.network_class_names == RELEASE
+    assert trained.class_names == merged.class_names
+    assert len(trained.class_prior) == 7
+    assert raw_logits(trained.model, normalised(trained, fine.images[:2])).shape == (2, 7)
+    # The sampler's batch mix over the seven classes (alpha=0.9 reweights the counts).
+    counts = torch.bincount(fine.targets, minlength=7).double()
+    mix = counts ** (1 - recipe.alpha)
+    torch.testing.assert_close(torch.tensor(trained.class_prior).double(), mix / mix.sum())
+    proba = trained.predict_proba(fine.images)
+    expected = naive_merged_proba(trained, fine.images)
+    assert proba.shape == (len(fine), 5)
+    torch.testing.assert_close(proba, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(trained.logits(fine.images), expected.log(), atol=1e-4, rtol=1e-4)
+    assert torch.equal(trained.predict(fine.images), proba.argmax(1))
+    # One checkpoint holds the fine classes, their prior and every member.
+    again = TrainedClassifier.load(trained.save(tmp_path / "release.pt"))
+    assert again.fine_class_names == RELEASE
+    assert again.class_names == trained.class_names
+    assert again.class_prior == trained.class_prior
+    assert torch.equal(again.predict_proba(fine.images), proba)
+    # The fast path (bf16 autocast, channels_last) stays close and merged.
+    fast = trained.with_options(amp="bf16", channels_last=True).predict_proba(fine.images)
+    torch.testing.assert_close(fast, proba, atol=0.05, rtol=0.05)
+    # Evaluation reports the merged classes, from release or merged labels alike.
+    report = evaluate(trained, fine)
+    assert report.class_names == merged.class_names
+    assert torch.equal(report.confusion_matrix, evaluate(trained, merged).confusion_matrix)
+
+
+def test_fine_class_names_must_merge_into_the_class_names(trained: TrainedClassifier) -> None:
+    import dataclasses
+
+    with pytest.raises(ValueError, match="fine_class_names must merge into class_names"):
+        dataclasses.replace(trained, fine_class_names=("G1", "S", "Prophase"))
+
+
+def test_release_cross_validation_keeps_the_merged_folds(release_cells: tuple[Any, Any]) -> None:
+    merged, fine = release_cells
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, select="best")
+    plain = cross_validate(recipe, merged, n_splits=3, seed=2, device="cpu")
+    finer = cross_validate(
+        recipe.replace(train_labels="release"), fine, n_splits=3, seed=2, device="cpu",
+        keep_classifiers=True,
+    )  # fmt: skip
+    assert finer.fold_of.tolist() == plain.fold_of.tolist()
+    assert finer.oof_proba.shape == (len(fine), 5)
+    torch.testing.assert_close(finer.oof_proba.sum(1), torch.ones(len(fine)))
+    assert finer.pooled.class_names == merged.class_names
+    assert all(c.fine_class_names == RELEASE for c in finer.classifiers)
+    again = finer.with_options(fine, tta="d4")
+    assert again.fold_of.tolist() == plain.fold_of.tolist()
+
+
+def test_release_study_splits_and_reports_on_the_merged_classes(
+    release_cells: tuple[Any, Any],
+) -> None:
+    merged, fine = release_cells
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, baseline_epochs=1)
+    plain = run_study(recipe, merged, device="cpu", progress=False, log=None)
+    finer = run_study(
+        recipe.replace(train_labels="release"), fine, device="cpu", progress=False, log=None
+    )
+    assert finer.summary["split_counts"] == plain.summary["split_counts"]
+    assert finer.summary["class_names"] == list(merged.class_names)
+    assert finer.summary["trained_class_names"] == list(RELEASE)
+    assert finer.trained.fine_class_names == RELEASE
+    assert finer.baseline is not None
+    assert finer.baseline.fine_class_names is None
+
+
+def test_load_data_keeps_the_release_classes_on_request() -> None:
+    from cellvision.data import INTERPHASE_MERGE
+
+    merged, _ = load_data()
+    fine, _ = load_data(release_labels=True)
+    assert fine.class_names == RELEASE
+    assert torch.equal(fine.images, merged.images)
+    to_merged = [merged.class_names.index(INTERPHASE_MERGE.get(n, n)) for n in RELEASE]
+    assert [to_merged[t] for t in fine.targets.tolist()] == merged.targets.tolist()
+    synthetic, _ = load_data(counts=[4, 2, 2, 2, 2], size=16, release_labels=True)
+    assert synthetic.class_names == merged.class_names
+
+
+def test_release_validation_metrics_are_on_the_merged_classes(
+    release_cells: tuple[Any, Any],
+) -> None:
+    _, fine = release_cells
+    recipe = CellCycleRecipe(epochs=2, batch_size=16, width=4, depth=1, train_labels="release")
+    train_part, val_part = subset(fine, np.arange(0, 64, 2)), subset(fine, np.arange(1, 64, 2))
+    trained = train(recipe, train_part, val_part, device="cpu", progress=False)
+    # The last epoch's validation report is the merged-class report of the kept weights.
+    report = evaluate(trained, val_part)
+    last = trained.history[-1]
+    assert math.isclose(last["val_balanced_accuracy"], report.balanced_accuracy, abs_tol=1e-9)
+    assert math.isclose(last["val_macro_f1"], report.macro_f1, abs_tol=1e-9)
+    with pytest.raises(ValueError, match="val_data.class_names must be"):
+        train(recipe, train_part, _merged_cells(val_part), device="cpu", progress=False)
+
+
+def _merged_cells(fine: Any) -> Any:
+    from cellvision.data import CellImageDataset
+
+    labels = [max(t - 2, 0) for t in fine.targets.tolist()]
+    names = ("Interphase", "Prophase", "Metaphase", "Anaphase", "Telophase")
+    return CellImageDataset(fine.images, labels, names)

@@ -55,6 +55,8 @@ _CHOICE_OPTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
                         "one_vs_all"), "training loss"),
     ("--tta", "tta", ("none", "d4"), "test-time augmentation (d4: 8 dihedral views averaged)"),
     ("--amp", "amp", ("none", "bf16"), "prediction precision (bf16: bfloat16 autocast)"),
+    ("--train-labels", "train_labels", ("merged", "release"), "classes the network learns "
+     "(release: G1, S, G2 apart, summed into Interphase when predicting)"),
 )  # fmt: skip
 
 
@@ -311,6 +313,7 @@ def _load(args: argparse.Namespace, recipe: Any) -> tuple[Any, str]:
         quick=args.quick,
         channels=recipe.channels,
         seed=recipe.seed,
+        release_labels=recipe.train_labels == "release",
     )
 
 
@@ -353,7 +356,11 @@ def run_train(args: argparse.Namespace) -> int:
     data, description = _load(args, recipe)
     test_data = None
     if args.test_dir is not None:
-        test_data, test_description = load_data(args.test_dir, channels=recipe.channels)
+        test_data, test_description = load_data(
+            args.test_dir,
+            channels=recipe.channels,
+            release_labels=recipe.train_labels == "release",
+        )
         description += f"; test: {test_description}"
     totals = {recipe.model: recipe.epochs, "linear (raw pixels)": recipe.baseline_epochs}
     start = time.perf_counter()
@@ -406,7 +413,8 @@ def run_cv(args: argparse.Namespace) -> int:
     print(result.format_table())
     print("recall per class (pooled out of fold): " + ", ".join(
         f"{name} {value:.3f}" for name, value in zip(
-            data.class_names, result.pooled.per_class_recall.tolist(), strict=True)))  # fmt: skip
+            result.pooled.class_names, result.pooled.per_class_recall.tolist(),
+            strict=True)))  # fmt: skip
     print(f"cross-validation wall time: {seconds:.1f} s (torch threads: {torch.get_num_threads()})")
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -414,7 +422,7 @@ def run_cv(args: argparse.Namespace) -> int:
         "recipe": recipe.to_dict(),
         "channels": list(recipe.channels),
         "label_free": is_label_free(recipe.channels),
-        "class_names": list(data.class_names),
+        "class_names": list(result.pooled.class_names),
         "seconds": seconds,
     } | result.to_dict()
     (args.out / "results.json").write_text(json.dumps(summary, indent=2, allow_nan=True))

@@ -4,8 +4,9 @@ The recipe, top to bottom:
 
 1. **data**: the package's embedded sample of real Jurkat cells (:func:`load_data`, label-free
    channels Ch3 + Ch6), a labelled folder read by :func:`cellvision.data.load_cells`
-   (per-cell files or the release's montages; G1/S/G2 merged into Interphase), or synthetic
-   cells for tests and demos, held in memory;
+   (per-cell files or the release's montages; G1/S/G2 merged into Interphase, or kept apart
+   with ``release_labels=True`` for ``train_labels="release"``), or synthetic cells for tests
+   and demos, held in memory;
 2. **split**: stratified train / validation / test indices
    (:func:`cellvision.splits.train_val_test_split`); the per-channel normalisation is fitted on
    the training cells only and travels with the trained model;
@@ -23,6 +24,10 @@ The recipe, top to bottom:
 7. **testing**: :func:`evaluate` on cells that neither trained nor selected anything,
    through the classifier's inference path (``tta``, ``logit_adjust``, the ensemble mean and
    the ``amp``/``channels_last`` fast path).
+
+``train_labels="release"`` trains the network on the seven release classes (G1, S, G2 apart)
+and sums the three interphase probabilities at prediction; splits, folds and reports stay on
+the five merged classes.
 
 :func:`default_recipe` gives the named presets (:data:`PRESETS`: ``realtime``, the default;
 ``accurate``; ``legacy``, the 0.1.0 recipe) or a model's tuned defaults.
@@ -69,6 +74,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from typing_extensions import Self
 
 from cellvision.checkpoint import load_checkpoint, save_checkpoint
 from cellvision.config import (
@@ -83,6 +89,7 @@ from cellvision.config import (
 from cellvision.data import (
     CHANNEL_SIGNALS,
     DEFAULT_CHANNELS,
+    INTERPHASE_MERGE,
     LABEL_FREE_CHANNELS,
     CellImageDataset,
     Compose,
@@ -96,6 +103,7 @@ from cellvision.data import (
     load_cells,
     load_jurkat_sample,
     make_synthetic_cells,
+    merge_labels,
     to_float_images,
 )
 from cellvision.engine import History, fit
@@ -126,6 +134,7 @@ __all__ = [
     "QUICK_COUNTS",
     "SWEEP_SPACE",
     "TABLE_METRICS",
+    "TRAIN_LABELS",
     "TTA_MODES",
     "CellCycleRecipe",
     "CrossValidationResult",
@@ -154,6 +163,9 @@ LOSSES = ("cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_v
 _PRIOR_ADJUSTING_LOSSES = ("logit_adjusted", "balanced_softmax")
 #: Test-time augmentation of the ``tta`` field: none, or the 8 dihedral views averaged.
 TTA_MODES = ("none", "d4")
+#: Classes the network of the ``train_labels`` field learns: the five merged ones, or the
+#: release's finer ones (G1, S, G2 apart), merged into the five at prediction.
+TRAIN_LABELS = ("merged", "release")
 #: Prediction precision of the ``amp`` field: float32, or bfloat16 autocast.
 AMP_MODES = ("none", "bf16")
 #: Named recipes of :func:`default_recipe` (``legacy`` is the 0.1.0 default, kept reproducible).
@@ -262,6 +274,16 @@ class CellCycleRecipe(Config):
     n_models : int
         Ensemble size: members trained with seeds ``seed, seed + 1, ...`` inside one
         :class:`TrainedClassifier`, whose probabilities are the members' mean.
+    train_labels : {"merged", "release"}
+        The classes the network learns. ``"merged"``: the five classes of
+        :data:`~cellvision.data.MERGED_CELL_CYCLE_PHASES` (cells labelled with the seven
+        release classes are merged with :data:`~cellvision.data.INTERPHASE_MERGE` first).
+        ``"release"``: the finer classes of the data it is given (load them with
+        ``load_data(..., release_labels=True)``: G1, S and G2 apart); sampler, head prior,
+        loss, ``class_prior`` and ``logit_adjust`` work on those, and the classifier returns
+        the merged classes, the interphase probabilities summed. A cross-validation study on
+        real cells found it better than training on the merged classes. Data without finer
+        classes (synthetic cells, an already merged folder) train exactly as ``"merged"``.
     seed : int
         Seed of the split, sampler, augmentation and weights.
 
@@ -312,6 +334,7 @@ class CellCycleRecipe(Config):
     channels_last: bool = False
     mixup: float = 0.0
     n_models: int = 1
+    train_labels: str = "merged"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -364,6 +387,7 @@ class CellCycleRecipe(Config):
         if not isinstance(self.channels_last, bool):
             raise TypeError(f"channels_last must be a bool, got {self.channels_last!r}")
         check_positive_int("n_models", self.n_models)
+        check_choice("train_labels", self.train_labels, TRAIN_LABELS)
         check_non_negative_int("seed", self.seed)
 
 
@@ -519,6 +543,7 @@ def load_data(
     counts: Sequence[int] | None = None,
     size: int | None = None,
     seed: int = 0,
+    release_labels: bool = False,
 ) -> tuple[CellImageDataset, str]:
     """Return labelled cells in memory and a description of where they come from.
 
@@ -553,6 +578,11 @@ def load_data(
         Synthetic image side (implies ``synthetic``; overrides ``quick``).
     seed : int, default 0
         Seed of the synthetic cells.
+    release_labels : bool, default False
+        Keep the seven release classes of real cells (G1, S and G2 apart, ``merge=None``)
+        instead of merging the interphase stages: what a ``train_labels="release"`` recipe
+        trains on (the recipe merges them itself wherever the five classes are needed).
+        Synthetic cells have no finer classes and are the same either way.
 
     Returns
     -------
@@ -574,6 +604,8 @@ def load_data(
     >>> data, text = load_data()
     >>> len(data), data.images.shape[1:], data.class_names[0]
     (1026, torch.Size([2, 40, 40]), 'Interphase')
+    >>> load_data(release_labels=True)[0].class_names[:3]
+    ('G1', 'S', 'G2')
     >>> data, text = load_data(counts=[4, 2, 2, 2, 2], size=16)
     >>> len(data), text
     (12, 'synthetic cells 16x16, seed 0')
@@ -582,13 +614,14 @@ def load_data(
     if channels is None:
         channels = ("Ch3",) if synthetic else DEFAULT_CHANNELS
     names = tuple(channels)
+    merge = None if release_labels else INTERPHASE_MERGE
     if data_dir is not None:
         if synthetic:
             raise ValueError(
                 f"data_dir must be None for synthetic cells (synthetic, counts or size), got "
                 f"{str(data_dir)!r}"
             )
-        data = load_cells(data_dir, channels=names, on_error="skip")
+        data = load_cells(data_dir, channels=names, merge=merge, on_error="skip")
         if not data.is_labelled:
             raise ValueError(
                 f"data_dir must hold labelled cells (one sub-folder per phase), got unlabelled "
@@ -597,7 +630,7 @@ def load_data(
             )
         return data, f"Jurkat folder {data_dir} ({', '.join(names)})"
     if not synthetic:
-        data = load_jurkat_sample(channels=names)
+        data = load_jurkat_sample(channels=names, merge=merge)
         return data, f"embedded real Jurkat sample ({', '.join(names)})"
     side = size if size is not None else (48 if quick else 66)
     if counts is None and quick:
@@ -706,6 +739,47 @@ def subset(data: CellImageDataset, index: np.ndarray[Any, Any] | Sequence[int]) 
     """
     idx = torch.as_tensor(np.asarray(index), dtype=torch.int64)
     return CellImageDataset(data.images[idx], data.targets[idx], data.class_names)
+
+
+def _merge_index(class_names: Sequence[str]) -> tuple[Tensor, tuple[str, ...]]:
+    """Merged class of every class (:data:`~cellvision.data.INTERPHASE_MERGE`) and the names."""
+    index, merged = merge_labels(
+        torch.arange(len(class_names)), INTERPHASE_MERGE, class_names=class_names
+    )
+    return index, merged
+
+
+def _merged(data: CellImageDataset) -> CellImageDataset:
+    """``data`` with its release classes merged (the same object when nothing merges)."""
+    index, merged = _merge_index(data.class_names)
+    if merged == tuple(data.class_names):
+        return data
+    targets = data.targets
+    labels = torch.where(targets >= 0, index[targets.clamp(min=0)], targets)
+    return CellImageDataset(data.images, labels, merged, ids=data.ids)
+
+
+class _MergedClassMetrics(BalancedClassificationMetrics):
+    """The balanced report of the merged classes, updated with fine-class logits and targets.
+
+    The validation metric of a ``train_labels="release"`` run: the fine probabilities are
+    summed per merged class, as :meth:`TrainedClassifier.logits` does, so ``val_*`` values
+    (and ``select="best"``) are on the classes the classifier reports. The state is the
+    parent's, so DDP synchronisation works unchanged.
+    """
+
+    def __init__(self, fine_class_names: Sequence[str]) -> None:
+        index, merged = _merge_index(fine_class_names)
+        super().__init__(len(merged), class_names=merged)
+        self.fine_to_merged = index
+
+    @torch.inference_mode()
+    def update(self, input: Tensor, target: Tensor) -> Self:
+        index = self.fine_to_merged.to(input.device)
+        proba = torch.zeros(input.shape[0], self.n_classes, device=input.device)
+        proba.index_add_(1, index, input.float().softmax(dim=1))
+        scores = proba.clamp(min=torch.finfo(torch.float32).tiny).log()
+        return super().update(scores, index[target.to(input.device)])
 
 
 def _shard(n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -967,6 +1041,10 @@ class TrainedClassifier:
     probabilities are averaged. :meth:`with_options` gives a copy that predicts with other
     inference options from the same weights.
 
+    With ``fine_class_names`` (a ``train_labels="release"`` recipe) the network predicts
+    those finer classes; ``logit_adjust`` acts on them, and every prediction returns the
+    merged ``class_names``: the probabilities of the fine classes summed per merged class.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -976,16 +1054,24 @@ class TrainedClassifier:
     mean, std : Tensor
         Per-channel normalisation fitted on the training cells.
     class_names : tuple of str
-        Name of every class, indexed by label.
+        Name of every predicted class, indexed by label.
     recipe : CellCycleRecipe
         The recipe that trained it (its ``channels`` are the channels to predict on).
     class_prior : tuple of float
-        Class mix of the training batches (the head's initial prior, and the prior that
-        ``logit_adjust`` removes).
+        Class mix of the training batches over the network's classes (``fine_class_names``
+        when set): the head's initial prior, and the prior that ``logit_adjust`` removes.
     epoch : int
         Epoch of the kept weights (counted from 1).
     extra_members : tuple of torch.nn.Module, default ()
         The other ensemble members (seeds ``seed + 1, ...``), same architecture as ``model``.
+    fine_class_names : tuple of str or None, default None
+        The finer classes the network predicts, when they are not ``class_names``; each
+        merges into one of ``class_names`` by :data:`~cellvision.data.INTERPHASE_MERGE`.
+
+    Raises
+    ------
+    ValueError
+        If ``fine_class_names`` do not merge into ``class_names``.
 
     Examples
     --------
@@ -1013,8 +1099,16 @@ class TrainedClassifier:
     class_prior: tuple[float, ...]
     epoch: int
     extra_members: tuple[nn.Module, ...] = ()
+    fine_class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.fine_class_names is not None:
+            merged = _merge_index(self.fine_class_names)[1]
+            if merged != tuple(self.class_names):
+                raise ValueError(
+                    f"fine_class_names must merge into class_names {tuple(self.class_names)!r}, "
+                    f"got {self.fine_class_names!r} (merging to {merged!r})"
+                )
         if self.recipe.channels_last:
             # Convert the weights once; the values are unchanged.
             for member in self.members:
@@ -1024,6 +1118,11 @@ class TrainedClassifier:
     def members(self) -> tuple[nn.Module, ...]:
         """Every ensemble member, ``model`` first."""
         return (self.model, *self.extra_members)
+
+    @property
+    def network_class_names(self) -> tuple[str, ...]:
+        """The classes the network itself predicts: ``fine_class_names`` or ``class_names``."""
+        return self.class_names if self.fine_class_names is None else self.fine_class_names
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -1105,7 +1204,9 @@ class TrainedClassifier:
         ensemble, or ``loss="one_vs_all"``) the scores are the log of the mean predicted
         probabilities (views and members averaged), so their softmax is that mean. With
         ``logit_adjust`` the scores are then
-        ``adjust_logits(scores, class_prior, tau=logit_adjust)``.
+        ``adjust_logits(scores, class_prior, tau=logit_adjust)``. With ``fine_class_names``
+        all of this happens on the fine classes, and the result is the log of the merged
+        probabilities (the softmax of the fine scores summed per merged class).
 
         Parameters
         ----------
@@ -1124,7 +1225,7 @@ class TrainedClassifier:
         Returns
         -------
         Tensor
-            ``(N, n_classes)`` scores.
+            ``(N, len(class_names))`` scores.
 
         Raises
         ------
@@ -1146,7 +1247,7 @@ class TrainedClassifier:
             )
         else:
             to_proba = one_vs_all_probabilities if one_vs_all else None
-            total = torch.zeros(x.shape[0], len(self.class_names))
+            total = torch.zeros(x.shape[0], len(self.network_class_names))
             for member in self.members:
                 if recipe.tta == "none":
                     raw = predict_outputs(
@@ -1172,6 +1273,12 @@ class TrainedClassifier:
             scores = (total / len(self.members)).clamp(min=tiny).log()
         if recipe.logit_adjust:
             scores = adjust_logits(scores, list(self.class_prior), tau=recipe.logit_adjust)
+        if self.fine_class_names is not None:
+            # Sum the fine probabilities per merged class (G1 + S + G2 -> Interphase).
+            index = _merge_index(self.fine_class_names)[0]
+            merged = torch.zeros(scores.shape[0], len(self.class_names))
+            merged.index_add_(1, index, scores.float().softmax(dim=1))
+            scores = merged.clamp(min=torch.finfo(torch.float32).tiny).log()
         return scores
 
     def predict_proba(
@@ -1227,8 +1334,8 @@ class TrainedClassifier:
         """Write one safe checkpoint (:func:`cellvision.checkpoint.save_checkpoint`).
 
         It holds the model config and weights (and those of the other ensemble members), the
-        normalisation, the channels, the class names, the class prior, the recipe and the
-        history; :meth:`load` needs nothing else.
+        normalisation, the channels, the class names (and fine class names), the class prior,
+        the recipe and the history; :meth:`load` needs nothing else.
 
         Parameters
         ----------
@@ -1248,6 +1355,9 @@ class TrainedClassifier:
         extra = {
             "kind": "cellvision.recipes.cellcycle.TrainedClassifier",
             "class_names": list(self.class_names),
+            "fine_class_names": (
+                None if self.fine_class_names is None else list(self.fine_class_names)
+            ),
             "channels": list(self.channels),
             "mean": self.mean.double().tolist(),
             "std": self.std.double().tolist(),
@@ -1302,6 +1412,7 @@ class TrainedClassifier:
                 f"path must hold {recipe.n_models} ensemble member(s) as its recipe says, got "
                 f"{str(path)!r} with {len(states) + 1 if isinstance(states, list) else states!r}"
             )
+        fine = extra.get("fine_class_names")  # absent from older checkpoints
         members = []
         for state in states:
             member = type(model)(model.config)
@@ -1317,6 +1428,7 @@ class TrainedClassifier:
             class_prior=tuple(float(p) for p in extra["class_prior"]),
             epoch=int(checkpoint.epoch or 0),
             extra_members=tuple(members),
+            fine_class_names=None if fine is None else tuple(str(n) for n in fine),
         )
 
 
@@ -1332,7 +1444,10 @@ def _fit_classifier(
     device: torch.device | str,
     progress: bool,
     on_epoch: Callable[[History], object] | None,
+    merge_fine: bool = False,
 ) -> TrainedClassifier:
+    # merge_fine: the network learns train_data's classes and the classifier predicts their
+    # merged classes (train_labels="release").
     if not isinstance(train_data, CellImageDataset):
         raise TypeError(f"train_data must be a CellImageDataset, got {type(train_data).__name__}")
     if val_data is not None and not isinstance(val_data, CellImageDataset):
@@ -1385,7 +1500,11 @@ def _fit_classifier(
             epochs=epochs,
             val_loader=val_loader,
             loss_fn=loss_fn,
-            metrics=BalancedClassificationMetrics(len(names), class_names=names),
+            metrics=(
+                _MergedClassMetrics(names)
+                if merge_fine
+                else BalancedClassificationMetrics(len(names), class_names=names)
+            ),
             device=dev,
             batch_transform=transform,
             scheduler=scheduler,
@@ -1401,16 +1520,18 @@ def _fit_classifier(
     # The ensemble: members differ only in their seed (weights, sampler draw, augmentation).
     fitted = [fit_member(recipe.seed + k) for k in range(recipe.n_models)]
     (model, history, kept), others = fitted[0], fitted[1:]
+    merged_names = _merge_index(names)[1] if merge_fine else tuple(names)
     return TrainedClassifier(
         model=model,
         history=history,
         mean=mean.double(),
         std=std.double(),
-        class_names=tuple(names),
+        class_names=merged_names,
         recipe=recipe,
         class_prior=tuple(prior),
         epoch=kept,
         extra_members=tuple(member for member, _, _ in others),
+        fine_class_names=tuple(names) if merged_names != tuple(names) else None,
     )
 
 
@@ -1425,6 +1546,12 @@ def train(
 ) -> TrainedClassifier:
     """Train the recipe's model on ``train_data`` (see the module description).
 
+    The cells may carry the merged classes or the seven release classes
+    (``load_data(..., release_labels=True)``). With ``recipe.train_labels="merged"`` release
+    classes are merged first; with ``"release"`` the network learns the classes as given
+    and the classifier predicts the merged ones (the validation loss is on the finer
+    classes; the ``val_*`` metrics, and so ``select="best"``, on the merged ones).
+
     Under an initialised :mod:`torch.distributed` process group the model is wrapped in
     :class:`~torch.nn.parallel.DistributedDataParallel`, the sampler shards the training
     draw and the validation cells are split between the ranks (the engine synchronises the
@@ -1438,7 +1565,8 @@ def train(
         Training cells (raw images; the normalisation is fitted on them).
     val_data : CellImageDataset, optional
         Validation cells, evaluated every epoch (``val_*`` history keys); needed for
-        ``select="best"`` (without them the last epoch is kept).
+        ``select="best"`` (without them the last epoch is kept). Same classes as
+        ``train_data``.
     device : torch.device or str, default "auto"
         ``"auto"`` picks CUDA when available, else the CPU.
     progress : bool, default True
@@ -1456,7 +1584,7 @@ def train(
     TypeError
         If the data are not :class:`~cellvision.data.CellImageDataset` objects.
     ValueError
-        If ``device`` is invalid.
+        If ``device`` is invalid or ``val_data`` has other classes than ``train_data``.
 
     Examples
     --------
@@ -1468,7 +1596,28 @@ def train(
     ...                 on_epoch=lambda history: seen.append(history[-1]["epoch"]))
     >>> seen, trained.epoch, "val_balanced_accuracy" in trained.history[-1]
     ([1, 2], 2, True)
+
+    Training on the release classes, predicting the merged ones:
+
+    >>> cells = load_data(release_labels=True)[0]
+    >>> part = subset(cells, stratified_split(cells.targets, 0.2, seed=0)[1])
+    >>> fine = train(CellCycleRecipe(epochs=1, width=8, depth=2, train_labels="release"),
+    ...              part, device="cpu", progress=False)
+    >>> fine.fine_class_names[:3], fine.class_names[0], fine.predict_proba(part).shape
+    (('G1', 'S', 'G2'), 'Interphase', torch.Size([205, 5]))
     """
+    if not isinstance(train_data, CellImageDataset):
+        raise TypeError(f"train_data must be a CellImageDataset, got {type(train_data).__name__}")
+    release = recipe.train_labels == "release"
+    if not release:
+        train_data = _merged(train_data)
+        if isinstance(val_data, CellImageDataset):
+            val_data = _merged(val_data)
+    if isinstance(val_data, CellImageDataset) and val_data.class_names != train_data.class_names:
+        raise ValueError(
+            f"val_data.class_names must be train_data's {train_data.class_names!r}, got "
+            f"{val_data.class_names!r}"
+        )
     in_channels, img_size = int(train_data.images.shape[1]), int(train_data.images.shape[-1])
 
     def make_model(prior: list[float]) -> nn.Module:
@@ -1490,6 +1639,7 @@ def train(
         device=device,
         progress=progress,
         on_epoch=on_epoch,
+        merge_fine=release,
     )
 
 
@@ -1506,9 +1656,10 @@ def train_pixel_baseline(
 
     The baseline the network has to beat: ``recipe.baseline_epochs`` epochs, no augmentation
     (a linear model has no invariance to learn rotated or shifted copies into; they only blur
-    its templates), plain cross-entropy, one model and no inference options. Arguments as
-    :func:`train`. Its :meth:`TrainedClassifier.save` raises
-    ``ValueError`` (the baseline is not a registered model).
+    its templates), plain cross-entropy, one model and no inference options, on the merged
+    classes (release classes are merged first). Arguments as :func:`train`. Its
+    :meth:`TrainedClassifier.save` raises ``ValueError`` (the baseline is not a registered
+    model).
 
     Returns
     -------
@@ -1534,8 +1685,10 @@ def train_pixel_baseline(
     # no inference options (it is the reference the recipe's levers are measured against).
     recipe = recipe.replace(
         loss="cross_entropy", logit_adjust=0.0, tta="none", amp="none", channels_last=False,
-        mixup=0.0, n_models=1,
+        mixup=0.0, n_models=1, train_labels="merged",
     )  # fmt: skip
+    train_data = _merged(train_data)
+    val_data = None if val_data is None else _merged(val_data)
     n_pixels = int(np.prod(train_data.images.shape[1:]))
     n_classes = len(train_data.class_names)
     return _fit_classifier(
@@ -1564,7 +1717,8 @@ def evaluate(
     trained : TrainedClassifier
         The classifier.
     data : CellImageDataset
-        Labelled cells with the same class names.
+        Labelled cells with the classifier's class names, or release classes that merge into
+        them (they are merged first).
     batch_size : int, default 256
         Cells per forward pass.
 
@@ -1591,6 +1745,8 @@ def evaluate(
     """
     if not isinstance(data, CellImageDataset):
         raise TypeError(f"data must be a CellImageDataset, got {type(data).__name__}")
+    if tuple(data.class_names) != trained.class_names:
+        data = _merged(data)
     if tuple(data.class_names) != trained.class_names:
         raise ValueError(
             f"data.class_names must be the classifier's {trained.class_names!r}, "
@@ -1629,8 +1785,8 @@ class CrossValidationResult:
     pooled : ClassificationReport
         One report over every cell's out-of-fold prediction.
     oof_proba : Tensor
-        ``(N, n_classes)`` out-of-fold probabilities (each cell predicted by the model that
-        did not train on it).
+        ``(N, n_classes)`` out-of-fold probabilities of the merged classes (each cell
+        predicted by the model that did not train on it).
     fold_of : numpy.ndarray
         The fold that held out each cell.
     table : dict of str to (float, float)
@@ -1694,7 +1850,7 @@ class CrossValidationResult:
             )
         changed = [c.with_options(**options) for c in self.classifiers]
         folds = [np.flatnonzero(self.fold_of == k) for k in range(len(changed))]
-        return _collect_folds(data, changed, folds, keep_classifiers=True)
+        return _collect_folds(_merged(data), changed, folds, keep_classifiers=True)
 
     def format_table(self) -> str:
         """The mean/sd table and the pooled row as text.
@@ -1749,14 +1905,17 @@ def cross_validate(
     Every fold trains :func:`train` on the other folds (with ``select="best"`` a stratified
     validation split of them, ``recipe.val_fraction``, chooses the epoch; otherwise the last
     epoch is kept) and predicts its held-out cells. The folds come from
-    :class:`~cellvision.splits.StratifiedKFoldSplitter`.
+    :class:`~cellvision.splits.StratifiedKFoldSplitter`, stratified on the merged classes,
+    so they are the same for both ``train_labels`` settings; the reports and out-of-fold
+    probabilities are on the merged classes too.
 
     Parameters
     ----------
     recipe : CellCycleRecipe
         The settings of every fold.
     data : CellImageDataset
-        All labelled cells.
+        All labelled cells: merged classes, or the release classes
+        (``load_data(..., release_labels=True)``) that ``train_labels="release"`` learns.
     n_splits : int, default 5
         Number of folds.
     seed : int, default 0
@@ -1790,15 +1949,16 @@ def cross_validate(
     """
     if not isinstance(data, CellImageDataset):
         raise TypeError(f"data must be a CellImageDataset, got {type(data).__name__}")
+    merged = _merged(data)
     splitter = StratifiedKFoldSplitter(n_splits, seed=seed)
     classifiers: list[TrainedClassifier] = []
     folds: list[np.ndarray[Any, Any]] = []
     predicted: list[Tensor] = []
-    for k, (train_idx, test_idx) in enumerate(splitter.split(data.images, data.targets)):
+    for k, (train_idx, test_idx) in enumerate(splitter.split(merged.images, merged.targets)):
         val = None
         if recipe.select == "best":
             inner_train, inner_val = stratified_split(
-                data.targets[torch.from_numpy(train_idx)], recipe.val_fraction, seed=seed + k
+                merged.targets[torch.from_numpy(train_idx)], recipe.val_fraction, seed=seed + k
             )
             train_idx, val = train_idx[inner_train], subset(data, train_idx[inner_val])
         trained = train(recipe, subset(data, train_idx), val, device=device, progress=progress)
@@ -1806,10 +1966,10 @@ def cross_validate(
         folds.append(test_idx)
         predicted.append(trained.logits(data.images[torch.from_numpy(test_idx)]))
         if on_fold is not None:
-            names = data.class_names
-            on_fold(k + 1, _report_from_logits(predicted[-1], data.targets[test_idx], names))
+            names = merged.class_names
+            on_fold(k + 1, _report_from_logits(predicted[-1], merged.targets[test_idx], names))
     return _collect_folds(
-        data, classifiers, folds, keep_classifiers=keep_classifiers, fold_logits=predicted
+        merged, classifiers, folds, keep_classifiers=keep_classifiers, fold_logits=predicted
     )
 
 
@@ -2001,7 +2161,9 @@ def run_study(
     :func:`~cellvision.splits.train_val_test_split`; with it, ``data`` is split into training
     and validation cells only and the test report comes from ``test_data`` (a separately
     labelled folder). The validation cells never train a model; the test cells never choose
-    anything. Under a process group only rank 0 logs.
+    anything. Under a process group only rank 0 logs. The splits are stratified on the
+    merged classes and every report is on them, whatever ``recipe.train_labels`` is (the
+    cells may carry the release classes, see :func:`train`).
 
     Parameters
     ----------
@@ -2041,18 +2203,19 @@ def run_study(
             log(text)
 
     start_cpu, start_wall = time.process_time(), time.perf_counter()
-    names = data.class_names
+    merged = _merged(data)
+    names = merged.class_names
     if test_data is None:
         train_idx, val_idx, test_idx = train_val_test_split(
-            data.targets, recipe.val_fraction, recipe.test_fraction, recipe.seed
+            merged.targets, recipe.val_fraction, recipe.test_fraction, recipe.seed
         )
         test_part = subset(data, test_idx)
     else:
-        train_idx, val_idx = stratified_split(data.targets, recipe.val_fraction, seed=recipe.seed)
+        train_idx, val_idx = stratified_split(merged.targets, recipe.val_fraction, seed=recipe.seed)
         test_part = test_data
     train_part, val_part = subset(data, train_idx), subset(data, val_idx)
     split_counts = {
-        split: torch.bincount(part.targets, minlength=len(names)).tolist()
+        split: torch.bincount(_merged(part).targets, minlength=len(names)).tolist()
         for split, part in (("train", train_part), ("val", val_part), ("test", test_part))
     }
     say(f"data: {data_description}; classes {list(names)}")
@@ -2080,6 +2243,7 @@ def run_study(
     summary: dict[str, Any] = {
         "data": data_description,
         "class_names": list(names),
+        "trained_class_names": list(trained.network_class_names),
         "split_counts": split_counts,
         "recipe": recipe.to_dict(),
         "channels": list(recipe.channels),
@@ -2099,7 +2263,7 @@ def run_study(
         },
         "n_parameters": n_params,
     }
-    result = StudyResult(trained, baseline, test, summary, val_part)
+    result = StudyResult(trained, baseline, test, summary, _merged(val_part))
     say("")
     say(result.format_table())
     say("")
