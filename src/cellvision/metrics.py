@@ -1259,7 +1259,8 @@ def persistence_forecast(observed: object, end_rows: object) -> np.ndarray[Any, 
     if source.size and int(source.min()) < 0:
         first = int(rows[source < 0][0])
         raise ValueError(f"observed must hold a reading at or before every row, none by {first}")
-    return values[source]
+    forecast: np.ndarray[Any, Any] = values[source]
+    return forecast
 
 
 def persistence_mse(

@@ -593,7 +593,7 @@ class TimeHoldoutSplitter:
         if groups is None:
             if n is None:
                 raise ValueError(f"X must have a length when groups is None, got {X!r}")
-            times = np.arange(n)
+            times: np.ndarray[Any, Any] = np.arange(n)
         else:
             times = np.asarray(groups)
         if times.ndim not in (1, 2) or (times.ndim == 2 and times.shape[1] == 0):

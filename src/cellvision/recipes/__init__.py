@@ -1,0 +1,1 @@
+"""The library's studies as code that reads top to bottom: one module per study."""
