@@ -542,6 +542,7 @@ class TrainedForecaster:
         pathlib.Path
             The written file (read it with :func:`cellvision.checkpoint.load_checkpoint`).
         """
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return save_checkpoint(
             path,
             self.model,
