@@ -39,7 +39,10 @@ def test_against_a_walk_back_loop(values: list[float], horizon: int, separate: b
         [(f - target[t + horizon]) ** 2 for f, t in zip(forecast, rows, strict=True)]
     )
     got = persistence_mse(
-        torch.tensor(values), np.array(rows), horizon=horizon, target=target if separate else None
+        torch.tensor(values, dtype=torch.float64),
+        np.array(rows),
+        horizon=horizon,
+        target=target if separate else None,
     )
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
