@@ -1,7 +1,8 @@
 """Non-recurrent reference levels for the benzene study (``cellvision benzene``).
 
 Builds exactly the study's default data and folds
-(:func:`cellvision.recipes.forecasting.build_windows` and ``month_folds``) and fits closed-form ridge regressions on the flattened input windows of each fold's training
+(:func:`cellvision.recipes.forecasting.build_windows` and ``month_folds``) and fits
+closed-form ridge regressions on the flattened input windows of each fold's training
 windows (all of them, like the study's default; with a validation slice, fit and
 validation together: ridge has nothing to stop early), then reports the test MSE in
 (ug/m3)^2 per fold next to persistence:
@@ -17,8 +18,8 @@ persistence 17.82, ridge 9.27, ridge+hour 8.65. Takes a few seconds.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/check_airquality_baselines.py
-    PYTHONPATH=src python benchmarks/check_airquality_baselines.py --window 24 --alpha 100
+    python benchmarks/check_airquality_baselines.py
+    python benchmarks/check_airquality_baselines.py --window 24 --alpha 100
 """
 
 from __future__ import annotations

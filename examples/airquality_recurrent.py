@@ -67,7 +67,9 @@ def build_recipe(args: argparse.Namespace) -> ForecastRecipe:
         "val_fraction": args.val_fraction,
         "scale": False if args.no_scale else None,
     }
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
+    overrides = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None
+    }
     return ForecastRecipe.quick(**overrides) if args.quick else ForecastRecipe.from_dict(overrides)
 
 

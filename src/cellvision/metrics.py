@@ -1304,8 +1304,8 @@ def persistence_mse(
     >>> persistence_mse([1.0, float("nan"), 4.0], [1], target=[0.0, 0.0, 3.0])  # 1 vs 3
     4.0
     """
-    if isinstance(horizon, np.integer):  # numpy scalars count as integers
-        horizon = int(horizon)
+    if not isinstance(horizon, bool) and isinstance(horizon, (int, np.integer)):
+        horizon = int(horizon)  # numpy scalars count as integers
     check_positive_int("horizon", horizon)
     values = _as_series("observed", observed)
     goal = values if target is None else _as_series("target", target)

@@ -29,13 +29,12 @@ import numpy as np
 import numpy.typing as npt
 
 # Moved to the generic module; re-exported so that the former import path keeps working.
-from cellvision.data.features import calendar_features
+from cellvision.data.features import calendar_features as calendar_features
 
 __all__ = [
     "AIR_QUALITY_COLUMNS",
     "AirQuality",
     "FillMethod",
-    "calendar_features",
     "load_air_quality",
     "parse_air_quality",
 ]

@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SubsetRandomSampler
 
 # lag_features moved to the generic features module; re-exported from its former home.
-from cellvision.data.features import lag_features
+from cellvision.data.features import lag_features as lag_features
 from cellvision.data.scaling import ZScoreScaler
 
-__all__ = ["SlidingWindowDataset", "lag_features"]
+__all__ = ["SlidingWindowDataset"]
 
 IndexLike = int | slice | Sequence[int] | torch.Tensor | npt.NDArray[np.integer[Any]]
 
