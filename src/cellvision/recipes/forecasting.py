@@ -751,8 +751,8 @@ def targets_of(windows: SlidingWindowDataset, indices: npt.ArrayLike) -> npt.NDA
     Examples
     --------
     >>> windows = build_windows(ForecastRecipe())
-    >>> targets_of(windows, [0]).round(2)
-    array([7.])
+    >>> targets_of(windows, [0]).round(2)  # benzene at the first window's target hour
+    array([10.6])
     """
     positions = np.asarray(indices, dtype=np.int64)
     rows = torch.as_tensor(windows.end_rows[positions] + windows.horizon)
