@@ -1,8 +1,9 @@
-"""Non-recurrent reference levels for the benzene study of ``examples/airquality_recurrent.py``.
+"""Non-recurrent reference levels for the benzene study (``cellvision benzene``).
 
-Builds exactly the example's default data and folds (by importing its ``build_study``) and
-fits closed-form ridge regressions on the flattened input windows of each fold's training
-windows (all of them, like the example's default; with a validation slice, fit and
+Builds exactly the study's default data and folds
+(:func:`cellvision.recipes.forecasting.build_windows` and ``month_folds``) and fits
+closed-form ridge regressions on the flattened input windows of each fold's training
+windows (all of them, like the study's default; with a validation slice, fit and
 validation together: ridge has nothing to stop early), then reports the test MSE in
 (ug/m3)^2 per fold next to persistence:
 
@@ -11,36 +12,26 @@ validation together: ridge has nothing to stop early), then reports the test MSE
   last benzene reading and with the weekend flag, the hour-specific terms a linear model
   needs to express that the rush-hour jumps differ from hour to hour.
 
-These are the yardsticks for the recurrent models: the example's LSTM ensembles reach
+These are the yardsticks for the recurrent models: the study's LSTM ensembles reach
 about 8.3 on the same folds. Measured once (the bundled data, default window 48):
 persistence 17.82, ridge 9.27, ridge+hour 8.65. Takes a few seconds.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/check_airquality_baselines.py
-    PYTHONPATH=src python benchmarks/check_airquality_baselines.py --window 24 --alpha 100
+    python benchmarks/check_airquality_baselines.py
+    python benchmarks/check_airquality_baselines.py --window 24 --alpha 100
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
 
-from cellvision.data.airquality import calendar_features
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load_example() -> ModuleType:
-    """Import the example script as a module (its functions build the study)."""
-    sys.path.insert(0, str(EXAMPLES))
-    return importlib.import_module("airquality_recurrent")
+from cellvision.data.features import calendar_features
+from cellvision.metrics import persistence_mse
+from cellvision.recipes.forecasting import ForecastRecipe, build_windows, month_folds, targets_of
 
 
 def ridge_predict(
@@ -63,15 +54,16 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=30.0, help="ridge penalty")
     cli = parser.parse_args()
 
-    script = load_example()
-    args = script.parse_args(["--window", str(cli.window)])
-    study = script.build_study(args)
-    ds = study.ds
+    recipe = ForecastRecipe(window=cli.window)
+    ds = build_windows(recipe)
+    folds = month_folds(recipe, ds)
     series = ds.series.double().numpy()
-    names = list(ds.columns)
-    benzene = names.index(script.TARGET)
+    names = list(ds.columns or ())
+    benzene = names.index(recipe.target)
     weekend = names.index("weekend")
     # the library's one-hot hour code (the columns after the four cyclic ones)
+    if ds.timestamps is None:
+        raise RuntimeError("build_windows must keep the timestamps")
     hour_codes = calendar_features(ds.timestamps, hour_one_hot=True)[:, 4:]
 
     def features(indices: npt.NDArray[np.int64], hour_terms: bool) -> npt.NDArray[np.float64]:
@@ -88,12 +80,10 @@ def main() -> None:
         return np.concatenate(parts, axis=1)
 
     table: dict[str, list[float]] = {"persistence": [], "ridge": [], "ridge+hour": []}
-    folds = sorted(study.splits)
-    for k in folds:
-        fit_idx, val_idx, test_idx = study.splits[k]
-        train_idx = np.concatenate([fit_idx, val_idx])
-        y_train, y_test = script.targets_of(ds, train_idx), script.targets_of(ds, test_idx)
-        table["persistence"].append(script.persistence_mse(ds, test_idx))
+    for fold in folds:
+        train_idx, test_idx = np.concatenate([fold.fit, fold.val]), fold.test
+        y_train, y_test = targets_of(ds, train_idx), targets_of(ds, test_idx)
+        table["persistence"].append(persistence_mse(ds.targets[:, 0], ds.end_rows[test_idx]))
         for name, hour_terms in (("ridge", False), ("ridge+hour", True)):
             pred = ridge_predict(
                 features(train_idx, hour_terms), y_train, features(test_idx, hour_terms), cli.alpha
@@ -102,8 +92,8 @@ def main() -> None:
 
     print(f"test MSE in (ug/m3)^2, window {cli.window}, ridge alpha {cli.alpha}")
     print(f"{'fold':<10}" + "".join(f"{name:>13}" for name in table))
-    for i, k in enumerate(folds):
-        print(f"{study.fold_names[k]:<10}" + "".join(f"{v[i]:>13.2f}" for v in table.values()))
+    for i, fold in enumerate(folds):
+        print(f"{fold.name:<10}" + "".join(f"{v[i]:>13.2f}" for v in table.values()))
     means = {name: float(np.mean(v)) for name, v in table.items()}
     print(f"{'mean':<10}" + "".join(f"{m:>13.2f}" for m in means.values()))
     ratio = "".join(f"{m / means['persistence']:>13.3f}" for m in means.values())

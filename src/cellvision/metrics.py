@@ -1243,3 +1243,135 @@ def _nonempty_confusion(input: Tensor, target: Tensor, n_classes: int | None) ->
     if int(cm.sum()) == 0:
         raise ValueError("input and target must hold at least one sample, got 0")
     return cm
+
+
+# --------------------------------------------------------------------------- baselines
+def _as_series(name: str, value: object) -> np.ndarray[Any, np.dtype[np.float64]]:
+    if isinstance(value, Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub" or array.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D numeric series, got shape {array.shape} and dtype {array.dtype}"
+        )
+    return array.astype(np.float64)
+
+
+def _as_rows(name: str, value: object, n_rows: int, horizon: int) -> np.ndarray[Any, Any]:
+    if isinstance(value, Tensor):
+        value = value.detach().cpu().numpy()
+    rows = np.asarray(value)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D array of row indices, got {value!r}")
+    rows = rows.astype(np.int64)
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) + horizon >= n_rows):
+        raise ValueError(
+            f"{name} must be rows in [0, {n_rows - horizon}) so that row + horizon "
+            f"({horizon}) exists, got values from {int(rows.min())} to {int(rows.max())}"
+        )
+    return rows
+
+
+def persistence_forecast(observed: object, end_rows: object) -> np.ndarray[Any, Any]:
+    """Return the persistence forecast: the last observed value at or before each row.
+
+    The naive forecaster every time-series model must beat ("tomorrow's weather is
+    today's"): the prediction for any hour after ``t`` is the latest reading up to and
+    including row ``t``, skipping missing (NaN) readings.
+
+    Parameters
+    ----------
+    observed : array_like or torch.Tensor
+        The measured series, shape ``(T,)``; NaN marks a missing reading.
+    end_rows : array_like of int
+        Rows ``t`` at which each forecast is made (a window's last input row).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` forecasts, one per row of ``end_rows``.
+
+    Raises
+    ------
+    ValueError
+        If ``observed`` is not a 1-D numeric series, a row is out of range, or no reading
+        exists at or before a row.
+
+    Examples
+    --------
+    >>> persistence_forecast([1.0, float("nan"), 3.0, float("nan")], [0, 1, 3])
+    array([1., 1., 3.])
+    """
+    values = _as_series("observed", observed)
+    rows = _as_rows("end_rows", end_rows, values.shape[0], 0)
+    # Index of the latest reading at or before each row (-1 before the first reading).
+    latest = np.maximum.accumulate(np.where(np.isnan(values), -1, np.arange(values.shape[0])))
+    source = latest[rows]
+    if source.size and int(source.min()) < 0:
+        first = int(rows[source < 0][0])
+        raise ValueError(f"observed must hold a reading at or before every row, none by {first}")
+    forecast: np.ndarray[Any, Any] = values[source]
+    return forecast
+
+
+def persistence_mse(
+    observed: object, end_rows: object, *, horizon: int = 1, target: object = None
+) -> float:
+    """Return the mean squared error of the persistence forecast ``horizon`` steps ahead.
+
+    Each row ``t`` of ``end_rows`` is forecast as :func:`persistence_forecast` (the last
+    reading at or before ``t``) and compared with ``target[t + horizon]``; the MSE is in the
+    squared units of the series and computed in float64. This is the baseline against which
+    the benzene study reports its models (:mod:`cellvision.recipes.forecasting`).
+
+    Parameters
+    ----------
+    observed : array_like or torch.Tensor
+        The measured series, shape ``(T,)``; NaN marks a missing reading.
+    end_rows : array_like of int
+        Rows ``t`` at which the forecasts are made; at least one.
+    horizon : int, default 1
+        Steps ahead (1 = the next step).
+    target : array_like or torch.Tensor, optional
+        The values to forecast, shape ``(T,)``; default ``observed`` itself.
+
+    Returns
+    -------
+    float
+        ``mean((forecast - target[t + horizon]) ** 2)``.
+
+    Raises
+    ------
+    ValueError
+        If a series is not 1-D numeric or of a different length, ``end_rows`` is empty or out
+        of range, no reading precedes a row, or a target value is missing (NaN).
+    TypeError
+        If ``horizon`` is not an integer.
+
+    Examples
+    --------
+    >>> persistence_mse([1.0, 2.0, 4.0, 7.0], [0, 1, 2])  # errors 1, 2 and 3
+    4.666666666666667
+    >>> persistence_mse([1.0, float("nan"), 4.0], [1], target=[0.0, 0.0, 3.0])  # 1 vs 3
+    4.0
+    """
+    if not isinstance(horizon, bool) and isinstance(horizon, (int, np.integer)):
+        horizon = int(horizon)  # numpy scalars count as integers
+    check_positive_int("horizon", horizon)
+    values = _as_series("observed", observed)
+    goal = values if target is None else _as_series("target", target)
+    if goal.shape != values.shape:
+        raise ValueError(f"target must have the shape {values.shape} of observed, got {goal.shape}")
+    rows = _as_rows("end_rows", end_rows, values.shape[0], int(horizon))
+    if rows.size == 0:
+        raise ValueError("end_rows must hold at least one row, got none")
+    truth = goal[rows + int(horizon)]
+    if np.isnan(truth).any():
+        raise ValueError(
+            "target must have a value at every row + horizon, got NaN at row "
+            f"{int(rows[np.isnan(truth)][0]) + int(horizon)}"
+        )
+    return float(np.mean((persistence_forecast(values, rows) - truth) ** 2))
+
+
+__all__ += ["persistence_forecast", "persistence_mse"]

@@ -642,3 +642,178 @@ class StratifiedKFoldSplitter:
         if n is not None and n != labels.size:
             raise ValueError(f"X and y must have the same length, got {n} and {labels.size}")
         yield from stratified_kfold(labels, self.n_splits, seed=self.seed)
+         )
+         for k in range(n_splits)
+     ]
+
+
+class TimeHoldoutSplitter:
+    """Hold out the latest samples in time, with a purge gap before them.
+
+    The samples are ordered by the end of their time span; the latest ``test_fraction`` of
+    them are the *test* (or validation) samples. A *training* sample must end more than
+    ``gap`` before the earliest start of any test span, so with windowed samples (spans from
+    window start to target) and ``gap`` equal to the window length no training window shares
+    a reading with a test window, nor sits directly before one. Samples between the two sets
+    are left out. Use it to carve a validation slice out of a fold's training samples: the
+    test months of the fold are never involved.
+
+    Follows scikit-learn's splitter protocol (one split), like
+    :class:`~sklearn.model_selection.TimeSeriesSplit` with ``n_splits=1``, but with spans:
+    pass the per-sample times as ``groups``.
+
+    Parameters
+    ----------
+    test_fraction : float, default 0.1
+        Share of the samples held out, in ``(0, 1)``; at least one sample is held out.
+    gap : int, float or numpy.timedelta64, default 0
+        Purge margin in the units of the times (rows or steps for numbers, a
+        :class:`numpy.timedelta64` for ``datetime64`` times; an integer there counts hours).
+        A training span must end strictly before ``earliest test start - gap``; with
+        ``gap=0``, before the earliest test start.
+
+    Raises
+    ------
+    ValueError
+        If ``test_fraction`` is not in ``(0, 1)`` or ``gap`` is negative.
+    TypeError
+        If ``gap`` is not a number or a timedelta.
+
+    Examples
+    --------
+    >>> splitter = TimeHoldoutSplitter(test_fraction=0.25, gap=2)
+    >>> train, test = next(splitter.split(np.zeros(12)))  # times: the positions 0 ... 11
+    >>> train.tolist(), test.tolist()
+    ([0, 1, 2, 3, 4, 5, 6], [9, 10, 11])
+
+    Windowed samples: rows ``(window start, window end, target)`` with a gap of one window
+    (4 rows) keep every training reading away from the held-out windows.
+
+    >>> ends = np.arange(3, 20)
+    >>> spans = np.stack([ends - 3, ends, ends + 1], axis=1)
+    >>> train, test = next(TimeHoldoutSplitter(0.2, gap=4).split(spans, groups=spans))
+    >>> int(spans[train, 2].max()), int(spans[test, 0].min())
+    (9, 14)
+    """
+
+    def __init__(self, test_fraction: float = 0.1, *, gap: float | np.timedelta64 = 0) -> None:
+        if isinstance(test_fraction, bool) or not isinstance(
+            test_fraction, (int, float, np.integer, np.floating)
+        ):
+            raise TypeError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        if isinstance(gap, np.timedelta64):
+            if np.isnat(gap) or gap < np.timedelta64(0, "s"):
+                raise ValueError(f"gap must be a non-negative timedelta, got {gap!r}")
+        elif isinstance(gap, bool) or not isinstance(gap, (int, float, np.integer, np.floating)):
+            raise TypeError(f"gap must be a non-negative number or timedelta64, got {gap!r}")
+        elif not float(gap) >= 0.0 or not np.isfinite(gap):
+            raise ValueError(f"gap must be a non-negative number or timedelta64, got {gap!r}")
+        self.test_fraction = float(test_fraction)
+        self.gap = gap
+
+    def __repr__(self) -> str:
+        return f"TimeHoldoutSplitter(test_fraction={self.test_fraction!r}, gap={self.gap!r})"
+
+    def get_n_splits(
+        self,
+        X: object = None,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: object = None,
+    ) -> int:
+        """Return the number of splits, always 1.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored (protocol compatibility).
+
+        Returns
+        -------
+        int
+            1.
+
+        Examples
+        --------
+        >>> TimeHoldoutSplitter().get_n_splits()
+        1
+        """
+        return 1
+
+    def split(
+        self,
+        X: object,  # noqa: N803 (scikit-learn protocol name)
+        y: object = None,
+        groups: npt.ArrayLike | None = None,
+    ) -> Iterator[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+        """Yield the one ``(train_indices, test_indices)`` pair.
+
+        Parameters
+        ----------
+        X : object
+            The samples; only their number is used.
+        y : object
+            Ignored (protocol compatibility).
+        groups : array_like, optional
+            Per-sample times, shape ``(N,)`` or ``(N, k)`` (a span: its minimum and maximum
+            are the start and the end), numbers or ``datetime64``. Default: the sample
+            positions ``0 ... N-1``, i.e. ``X`` is in time order.
+
+        Yields
+        ------
+        train, test : numpy.ndarray
+            Sorted ``intp`` sample indices.
+
+        Raises
+        ------
+        ValueError
+            If the times do not match ``X``, have the wrong shape or kind (a ``datetime64``
+            gap needs ``datetime64`` times), or no training sample is left before the gap.
+
+        Examples
+        --------
+        >>> t = np.array([5, 1, 4, 2, 3])  # unordered times
+        >>> [(tr.tolist(), te.tolist()) for tr, te in TimeHoldoutSplitter(0.4).split(t, groups=t)]
+        [([1, 3, 4], [0, 2])]
+        """
+        n = _num_samples(X)
+        if groups is None:
+            if n is None:
+                raise ValueError(f"X must have a length when groups is None, got {X!r}")
+            times: np.ndarray[Any, Any] = np.arange(n)
+        else:
+            times = np.asarray(groups)
+        if times.ndim not in (1, 2) or (times.ndim == 2 and times.shape[1] == 0):
+            raise ValueError(
+                f"groups must have shape (n_samples,) or (n_samples, k), got {times.shape}"
+            )
+        if n is not None and n != times.shape[0]:
+            raise ValueError(
+                f"groups must have one row per sample of X ({n}), got {times.shape[0]} rows"
+            )
+        is_time = times.dtype.kind == "M"
+        if not is_time and times.dtype.kind not in "iuf":
+            raise ValueError(f"groups must be numbers or datetime64 times, got {times.dtype}")
+        gap: Any = self.gap
+        if isinstance(gap, np.timedelta64) and not is_time:
+            raise ValueError(f"a timedelta64 gap needs datetime64 groups, got {times.dtype}")
+        if is_time and not isinstance(gap, np.timedelta64):
+            gap = np.timedelta64(int(gap), "h")
+        if times.shape[0] < 2:
+            raise ValueError(f"X must hold at least 2 samples to split, got {times.shape[0]}")
+        start = times if times.ndim == 1 else times.min(axis=1)
+        end = times if times.ndim == 1 else times.max(axis=1)
+        order = np.argsort(end, kind="stable")
+        n_test = max(1, round(self.test_fraction * order.size))
+        test = order[-n_test:]
+        train = order[end[order] < start[test].min() - gap]
+        if train.size == 0:
+            raise ValueError(
+                f"X has too few samples to hold out {self.test_fraction!r} of them with "
+                f"gap={self.gap!r}: no training sample is left"
+            )
+        yield np.sort(train).astype(np.intp), np.sort(test).astype(np.intp)
+
+
+__all__ += ["TimeHoldoutSplitter"]

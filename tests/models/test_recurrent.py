@@ -133,9 +133,9 @@ def test_registry_presets() -> None:
         model = create_model(name)
         assert isinstance(model, RecurrentRegressor)
         assert model.config.cell == cell
-        assert model.config.input_size == 13  # the Air Quality measurement columns
+        assert model.config.input_size == 1  # a univariate series: no data set's width
         x = model.example_input(generator=torch.Generator().manual_seed(0))
-        assert x.shape == (2, 48, 13)
+        assert x.shape == (2, 48, 1)
         assert model(x).shape == (2, 1)
         rebuilt = create_model(model_name_of(model), **model.config.to_dict())
         assert rebuilt.config == model.config

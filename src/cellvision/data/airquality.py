@@ -30,11 +30,13 @@ import numpy.typing as npt
 
 from cellvision.config import as_builtin_number
 
+# Moved to the generic module; re-exported so that the former import path keeps working.
+from cellvision.data.features import calendar_features as calendar_features
+
 __all__ = [
     "AIR_QUALITY_COLUMNS",
     "AirQuality",
     "FillMethod",
-    "calendar_features",
     "load_air_quality",
     "parse_air_quality",
 ]
@@ -687,59 +689,3 @@ def load_air_quality(
         aq = aq.drop(drop_columns)
     keep = [c for c in target_columns if c in aq.columns]
     return aq.fill_missing(fill, exclude=keep, limit=fill_limit)
-
-
-def calendar_features(
-    timestamps: npt.ArrayLike, *, hour_one_hot: bool = False
-) -> npt.NDArray[np.float32]:
-    """Return cyclic hour-of-day and day-of-week features for hourly timestamps.
-
-    The four columns are ``sin`` and ``cos`` of ``2 pi hour / 24`` and of
-    ``2 pi weekday / 7`` (Monday = 0). They are known in advance for any hour, so adding
-    them to the inputs leaks nothing about the target.
-
-    Parameters
-    ----------
-    timestamps : array_like of datetime64
-        Shape ``(T,)``.
-    hour_one_hot : bool, default False
-        Append 24 more columns, a one-hot code of the hour of day (column ``4 + h`` is 1 at
-        hour ``h``). A recurrent model reads hour-specific behaviour (the jump at the morning
-        rush hour, say) from these more easily than from the two cyclic columns.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32`` array of shape ``(T, 4)``, or ``(T, 28)`` with ``hour_one_hot``.
-
-    Raises
-    ------
-    ValueError
-        If ``timestamps`` is not a 1-D datetime64 array.
-    TypeError
-        If ``hour_one_hot`` is not a bool.
-
-    Examples
-    --------
-    >>> ts = np.array(["2004-03-10T18:00", "2004-03-11T00:00"], dtype="datetime64[s]")
-    >>> calendar_features(ts).round(3)
-    array([[-1.   , -0.   ,  0.975, -0.223],
-           [ 0.   ,  1.   ,  0.434, -0.901]], dtype=float32)
-    >>> one_hot = calendar_features(ts, hour_one_hot=True)
-    >>> one_hot.shape, one_hot[0, 4 + 18], one_hot[1, 4 + 0], one_hot[:, 4:].sum(axis=1)
-    ((2, 28), np.float32(1.0), np.float32(1.0), array([1., 1.], dtype=float32))
-    """
-    ts = np.asarray(timestamps)
-    if ts.dtype.kind != "M" or ts.ndim != 1:
-        raise ValueError(f"timestamps must be a 1-D datetime64 array, got {timestamps!r}")
-    if not isinstance(hour_one_hot, (bool, np.bool_)):
-        raise TypeError(f"hour_one_hot must be a bool, got {hour_one_hot!r}")
-    hours = ts.astype("datetime64[h]").astype(np.int64)
-    hour = np.mod(hours, 24)
-    weekday = np.mod(np.floor_divide(hours, 24) + 3, 7)  # 1970-01-01 was a Thursday
-    a = 2 * np.pi * hour / 24
-    b = 2 * np.pi * weekday / 7
-    cyclic = np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=1).astype(np.float32)
-    if not hour_one_hot:
-        return cyclic
-    return np.concatenate([cyclic, np.eye(24, dtype=np.float32)[hour]], axis=1)

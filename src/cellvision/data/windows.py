@@ -11,29 +11,22 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SubsetRandomSampler
 
-from cellvision.config import as_builtin_number
-from cellvision.data.airquality import AirQuality, FillMethod
+from cellvision.config import check_positive_int
+
+# lag_features moved to the generic features module; re-exported from its former home.
+from cellvision.data.features import lag_features as lag_features
 from cellvision.data.scaling import ZScoreScaler
 
-__all__ = ["SlidingWindowDataset", "lag_features"]
+__all__ = ["SlidingWindowDataset"]
 
 IndexLike = int | slice | Sequence[int] | torch.Tensor | npt.NDArray[np.integer[Any]]
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    number = as_builtin_number(value)
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if number < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return number
 
 
 def _check_columns(
@@ -163,8 +156,8 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 f"series must be a 2-D (time, features) array, got shape {tuple(data.shape)}"
             )
         n_rows, n_features = data.shape
-        self.window = _check_int("window", window, 1)
-        self.horizon = _check_int("horizon", horizon, 1)
+        self.window = check_positive_int("window", window)
+        self.horizon = check_positive_int("horizon", horizon)
         if self.window + self.horizon > n_rows:
             raise ValueError(
                 f"window + horizon must be at most the series length {n_rows}, got "
@@ -242,13 +235,13 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     @classmethod
     def from_air_quality(
         cls,
-        data: AirQuality,
+        data: TimeSeriesTable,
         *,
         target: str | Sequence[str] = "C6H6(GT)",
         window: int = 48,
         horizon: int = 1,
         input_columns: Sequence[str] | None = None,
-        fill_inputs: FillMethod = "none",
+        fill_inputs: str = "none",
         drop_incomplete_inputs: bool = False,
     ) -> SlidingWindowDataset:
         """Build windows over an :class:`~cellvision.data.airquality.AirQuality` object.
@@ -257,7 +250,7 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
         Parameters
         ----------
-        data : AirQuality
+        data : AirQuality or TimeSeriesTable
             Loaded (and optionally filled) data.
         target : str or sequence of str, default "C6H6(GT)"
             Target column name(s).
@@ -664,69 +657,6 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return sum(storages.values())
 
 
-def lag_features(values: npt.ArrayLike, lags: int | Sequence[int]) -> npt.NDArray[np.float32]:
-    """Return copies of the columns of ``values`` shifted back in time by each lag.
-
-    Row ``t`` of the block for lag ``L`` holds ``values[t - L]``: the reading ``L`` steps
-    *before* row ``t``, never after, so appending these columns to a series keeps every
-    window causal. Rows with ``t < L`` have no earlier reading and hold NaN; a
-    :class:`SlidingWindowDataset` built with ``drop_incomplete_inputs=True`` skips the
-    windows that contain them. A window of ``w`` steps plus a lag of ``L`` lets a model see
-    readings ``L + w - 1`` steps back, for instance the same hour yesterday (``L = 23`` for
-    a next-hour target) at the window's last step.
-
-    Parameters
-    ----------
-    values : array_like
-        Shape ``(T,)`` or ``(T, C)``, numeric.
-    lags : int or sequence of int
-        Positive shifts, in rows.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32`` array of shape ``(T, C * len(lags))``: the ``C`` columns shifted by the
-        first lag, then by the second, and so on.
-
-    Raises
-    ------
-    ValueError
-        If ``values`` is not 1-D or 2-D numeric, ``lags`` is empty or a lag is below 1.
-    TypeError
-        If a lag is not an integer.
-
-    Examples
-    --------
-    >>> lag_features(np.array([1.0, 2.0, 3.0, 4.0]), [1, 2])
-    array([[nan, nan],
-           [ 1., nan],
-           [ 2.,  1.],
-           [ 3.,  2.]], dtype=float32)
-    >>> lag_features(np.arange(6.0).reshape(3, 2), 1)
-    array([[nan, nan],
-           [ 0.,  1.],
-           [ 2.,  3.]], dtype=float32)
-    """
-    array = np.asarray(values)
-    if array.dtype.kind not in "fiub" or array.ndim not in (1, 2):
-        raise ValueError(
-            "values must be a 1-D or 2-D numeric array, got "
-            f"shape {array.shape} and dtype {array.dtype}"
-        )
-    columns = (array[:, None] if array.ndim == 1 else array).astype(np.float32)
-    lag_list = [lags] if isinstance(lags, (int, np.integer)) else list(lags)
-    if not lag_list:
-        raise ValueError(f"lags must name at least one lag, got {lags!r}")
-    blocks = []
-    for lag in lag_list:
-        lag = _check_int("lags", lag, 1)
-        block = np.full_like(columns, np.nan)
-        if lag < len(columns):
-            block[lag:] = columns[:-lag]
-        blocks.append(block)
-    return np.concatenate(blocks, axis=1)
-
-
 def _as_float_tensor(series: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
     if isinstance(series, torch.Tensor):
         t = series.detach()
@@ -749,3 +679,130 @@ def _as_float_tensor(series: torch.Tensor | npt.ArrayLike) -> torch.Tensor:
     if not array.flags.writeable:
         array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array))
+
+
+class TimeSeriesTable(Protocol):
+    """What :meth:`SlidingWindowDataset.from_air_quality` reads from its data (structural).
+
+    :class:`~cellvision.data.airquality.AirQuality` has this shape; so may any hourly table
+    of another data set, without this generic module importing it.
+    """
+
+    @property
+    def timestamps(self) -> npt.NDArray[np.datetime64]:
+        """``datetime64`` array of shape ``(T,)``, strictly increasing."""
+        ...
+
+    @property
+    def values(self) -> npt.NDArray[np.float32]:
+        """``float32`` array of shape ``(T, F)``; ``NaN`` marks a missing reading."""
+        ...
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The ``F`` column names."""
+        ...
+
+    def column_index(self, name: str) -> int:
+        """Return the position of column ``name``."""
+        ...
+
+    def fill_missing(self, method: Any) -> TimeSeriesTable:
+        """Return a copy with missing readings filled along time by ``method``."""
+        ...
+
+
+def window_loader(
+    dataset: SlidingWindowDataset,
+    indices: npt.ArrayLike | None = None,
+    *,
+    batch_size: int = 128,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> DataLoader[Any]:
+    """Return a loader that gathers each batch of windows in one operation.
+
+    The fast path for :class:`SlidingWindowDataset`: a
+    :class:`~torch.utils.data.BatchSampler` passed as ``sampler`` with ``batch_size=None``
+    hands each list of sample positions to ``dataset[positions]``, which gathers the whole
+    ``(B, window, F_in)`` batch with one row gather, with no per-sample collate and no
+    re-stacking. Batches come in the order of ``indices``, or reshuffled on every pass with
+    ``shuffle=True`` (reproducibly with a ``generator``).
+
+    Parameters
+    ----------
+    dataset : SlidingWindowDataset
+        The windows (typically :meth:`SlidingWindowDataset.scaled` for a fold).
+    indices : array_like of int, optional
+        Sample positions to load, e.g. a fold's training samples; default all samples.
+    batch_size : int, default 128
+        Samples per batch (the last one may be smaller unless ``drop_last``).
+    shuffle : bool, default False
+        Draw a new random order of ``indices`` on every pass.
+    generator : torch.Generator, optional
+        Source of the shuffling order (only with ``shuffle=True``); without it the global
+        torch generator is used.
+    drop_last : bool, default False
+        Drop the last, incomplete batch.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        Yields ``(inputs, targets)`` batches of shapes ``(B, window, F_in)`` and
+        ``(B, n_targets)``.
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` is not positive, an index is out of range or not 1-D, or a
+        ``generator`` is given without ``shuffle``.
+    TypeError
+        If ``batch_size`` is not an integer, an index is not an integer or a flag is not a
+        bool.
+
+    Examples
+    --------
+    >>> ds = SlidingWindowDataset(torch.arange(20.0)[:, None], window=3)
+    >>> loader = window_loader(ds, [0, 1, 2, 3, 4], batch_size=2)
+    >>> [tuple(x.shape) for x, _ in loader]
+    [(2, 3, 1), (2, 3, 1), (1, 3, 1)]
+    >>> [y[:, 0].tolist() for _, y in loader]
+    [[3.0, 4.0], [5.0, 6.0], [7.0]]
+    >>> g = torch.Generator().manual_seed(0)
+    >>> shuffled = window_loader(ds, batch_size=4, shuffle=True, generator=g)
+    >>> sorted(int(v) for _, y in shuffled for v in y[:, 0]) == list(range(3, 20))
+    True
+    """
+    size = check_positive_int("batch_size", batch_size)
+    for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    if generator is not None and not shuffle:
+        raise ValueError(
+            f"generator must be None unless shuffle=True (it draws the order), got {generator!r}"
+        )
+    if indices is None:
+        positions = list(range(len(dataset)))
+    else:
+        array = np.asarray(indices)
+        if array.size and array.dtype.kind not in "iu":
+            raise TypeError(f"indices must hold integers, got dtype {array.dtype}")
+        if array.ndim != 1:
+            raise ValueError(f"indices must be 1-D, got shape {array.shape}")
+        n = len(dataset)
+        if array.size and (int(array.min()) < 0 or int(array.max()) >= n):
+            raise ValueError(
+                f"indices must be sample positions in [0, {n}), got values from "
+                f"{int(array.min())} to {int(array.max())}"
+            )
+        positions = array.astype(np.int64).tolist()
+    order: Sampler[int] | list[int] = (
+        SubsetRandomSampler(positions, generator=generator) if shuffle else positions
+    )
+    return DataLoader(
+        dataset, batch_size=None, sampler=BatchSampler(order, size, drop_last=bool(drop_last))
+    )
+
+
+__all__ += ["TimeSeriesTable", "window_loader"]

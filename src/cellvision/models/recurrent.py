@@ -29,9 +29,6 @@ __all__ = ["RecurrentConfig", "RecurrentRegressor"]
 
 CELLS: tuple[str, ...] = ("rnn", "gru", "lstm")
 
-#: Default ``input_size``: the 13 measurement columns of the UCI Air Quality file.
-AIR_QUALITY_N_FEATURES = 13
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RecurrentConfig(Config):
@@ -42,9 +39,10 @@ class RecurrentConfig(Config):
     cell : {"rnn", "gru", "lstm"}, default "lstm"
         Recurrent cell type (:class:`torch.nn.RNN`, :class:`~torch.nn.GRU`,
         :class:`~torch.nn.LSTM`).
-    input_size : int, default 13
-        Features per time step (13: all measurement columns of the Air Quality data; 12
-        after dropping ``NMHC(GT)``).
+    input_size : int, default 1
+        Features per time step (1: a univariate series). Set it to the number of input
+        columns of the data, e.g. ``len(dataset.input_columns)`` for a
+        :class:`~cellvision.data.windows.SlidingWindowDataset`.
     hidden_size : int, default 64
         Width of the recurrent hidden state, and so of the embedding that
         :meth:`RecurrentRegressor.forward_features` returns.
@@ -77,7 +75,7 @@ class RecurrentConfig(Config):
     """
 
     cell: Literal["rnn", "gru", "lstm"] = "lstm"
-    input_size: int = AIR_QUALITY_N_FEATURES
+    input_size: int = 1
     hidden_size: int = 64
     num_layers: int = 2
     dropout: float = 0.0
@@ -349,7 +347,7 @@ class RecurrentRegressor(nn.Module):
         --------
         >>> model = RecurrentRegressor(RecurrentConfig())
         >>> model.example_input().shape
-        torch.Size([2, 48, 13])
+        torch.Size([2, 48, 1])
         """
         check_positive_int("batch_size", batch_size)
         check_positive_int("seq_len", seq_len)
