@@ -642,9 +642,6 @@ class StratifiedKFoldSplitter:
         if n is not None and n != labels.size:
             raise ValueError(f"X and y must have the same length, got {n} and {labels.size}")
         yield from stratified_kfold(labels, self.n_splits, seed=self.seed)
-         )
-         for k in range(n_splits)
-     ]
 
 
 class TimeHoldoutSplitter:
