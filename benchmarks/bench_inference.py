@@ -38,7 +38,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as nnf
 
-from cellvision.data import Normalize, RandomDihedral, RandomTranslate, channel_stats
+from cellvision.data import (
+    Normalize,
+    RandomDihedral,
+    RandomIntensity,
+    RandomTranslate,
+    channel_stats,
+)
 from cellvision.data.transforms import to_float_images
 from cellvision.metrics import BalancedClassificationMetrics
 from cellvision.models import create_model
@@ -174,7 +180,7 @@ def train_default(
         optimizer, 3e-3, total_steps=steps, pct_start=0.2, anneal_strategy="cos"
     )
     generator = torch.Generator().manual_seed(seed)
-    augment = [RandomDihedral(), RandomTranslate(4)]
+    augment = [RandomDihedral(), RandomTranslate(4), RandomIntensity((0.9, 1.1), (-0.1, 0.1))]
     model.train()
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
@@ -236,7 +242,7 @@ def main() -> None:
                    help="8 dihedral test-time views for the default model")  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=None, help="montage folder for the accuracy "
                    "check (default: ../shared/data/jurkat/Experiment_1 if present)")  # fmt: skip
-    p.add_argument("--train-epochs", type=int, default=15, help="epochs of the accuracy check")
+    p.add_argument("--train-epochs", type=int, default=40, help="epochs of the accuracy check")
     p.add_argument("--no-accuracy", action="store_true", help="skip the real-cell check")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
