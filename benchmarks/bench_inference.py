@@ -38,23 +38,24 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as nnf
 
-from cellvision.data import Normalize, RandomDihedral, RandomTranslate, channel_stats
+from cellvision.data import (
+    Normalize,
+    RandomDihedral,
+    RandomIntensity,
+    RandomTranslate,
+    channel_stats,
+)
 from cellvision.data.transforms import to_float_images
 from cellvision.metrics import BalancedClassificationMetrics
 from cellvision.models import create_model
 from cellvision.sampling import ClassBalancedSampler, expected_class_distribution
 from cellvision.splits import stratified_split
 
-#: Release folder name -> merged class index (G1/S/G2 are Interphase).
-MERGED_CLASSES = {
-    "G1": 0,
-    "S_phase": 0,
-    "G2": 0,
-    "Prophase": 1,
-    "Metaphase": 2,
-    "Anaphase": 3,
-    "Telophase": 4,
-}
+#: The release's class folders, in the order of the default model's 7 outputs; G1/S/G2 merge
+#: into Interphase, so merged class = max(index - 2, 0).
+RELEASE_CLASSES = ("G1", "S_phase", "G2", "Prophase", "Metaphase", "Anaphase", "Telophase")
+#: Post-hoc logit adjustment of the default recipe: logits - tau * log(training mix).
+POSTHOC_TAU = 1.0
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "jurkat"
 
 
@@ -65,16 +66,30 @@ def d4_views(x: Tensor) -> Tensor:
 
 
 class PredictionPath(nn.Module):
-    """uint16 tiles -> class probabilities, as a user's prediction call runs it."""
+    """uint16 tiles -> class probabilities, as a user's prediction call runs it.
+
+    ``logit_offset`` (post-hoc logit adjustment, e.g. ``-log(training prior)``) is added to the
+    logits; with ``merge_fine`` the model's 7 release classes (G1, S, G2, Prophase, ...) are
+    merged into the 5 phases by summing the three interphase probabilities.
+    """
 
     def __init__(
-        self, model: nn.Module, normalize: Normalize, *, tta: bool, channels_last: bool = False
+        self,
+        model: nn.Module,
+        normalize: Normalize,
+        *,
+        tta: bool,
+        channels_last: bool = False,
+        logit_offset: Tensor | None = None,
+        merge_fine: bool = False,
     ) -> None:
         super().__init__()
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.normalize = normalize
         self.tta = tta
         self.channels_last = channels_last
+        self.logit_offset = logit_offset
+        self.merge_fine = merge_fine
 
     def forward(self, tiles: Tensor) -> Tensor:
         x = self.normalize(to_float_images(tiles))
@@ -83,9 +98,14 @@ class PredictionPath(nn.Module):
         batch = x.shape[0]
         if self.tta:
             x = d4_views(x)
-        probs = nnf.softmax(self.model(x).float(), dim=-1)
+        logits = self.model(x).float()
+        if self.logit_offset is not None:
+            logits = logits + self.logit_offset
+        probs = nnf.softmax(logits, dim=-1)
         if self.tta:
             probs = probs.view(8, batch, -1).mean(0)
+        if self.merge_fine:
+            probs = torch.cat([probs[:, :3].sum(1, keepdim=True), probs[:, 3:]], 1)
         return probs
 
 
@@ -125,9 +145,9 @@ def read_montage_tiles(path: Path, tile: int = 40) -> np.ndarray:
 
 
 def read_cells(folder: Path, channels: tuple[str, ...]) -> tuple[Tensor, Tensor]:
-    """Tiles ``(N, len(channels), 40, 40)`` uint16 and merged labels of a montage folder."""
+    """Tiles ``(N, len(channels), 40, 40)`` uint16 and release labels (0-6) of a montage folder."""
     images, labels = [], []
-    for name, label in MERGED_CLASSES.items():
+    for label, name in enumerate(RELEASE_CLASSES):
         per_channel = [
             np.concatenate([read_montage_tiles(p) for p in sorted((folder / name).glob(f"{c}_*"))])
             for c in channels
@@ -142,21 +162,25 @@ def read_cells(folder: Path, channels: tuple[str, ...]) -> tuple[Tensor, Tensor]
 def train_default(
     tiles: Tensor, labels: Tensor, *, epochs: int, seed: int
 ) -> tuple[nn.Module, Normalize]:
-    """Train ``cellcycle_resnet`` briefly (sampler, flips, shifts, bf16) on ``tiles``."""
+    """Train ``cellcycle_resnet`` on the 7 release classes (the default recipe, shortened)."""
     x = to_float_images(tiles)
     mean, std = channel_stats(x)
     normalize = Normalize(mean.float(), std.float().clamp(min=1e-6))
     x = normalize(x)
     prior = expected_class_distribution(labels, 0.9)
     torch.manual_seed(seed)
-    model = create_model("cellcycle_resnet", class_freqs=prior.clamp(min=1e-6).tolist())
+    model = create_model(
+        "cellcycle_resnet", n_classes=len(RELEASE_CLASSES), class_freqs=prior.tolist()
+    )
     sampler = ClassBalancedSampler(labels, alpha=0.9, seed=seed)
     batch = 64
     steps = epochs * math.ceil(len(sampler) / batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=steps)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, 3e-3, total_steps=steps, pct_start=0.2, anneal_strategy="cos"
+    )
     generator = torch.Generator().manual_seed(seed)
-    augment = [RandomDihedral(), RandomTranslate(4)]
+    augment = [RandomDihedral(), RandomTranslate(4), RandomIntensity((0.9, 1.1), (-0.1, 0.1))]
     model.train()
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
@@ -179,17 +203,20 @@ def accuracy_check(folder: Path, args: argparse.Namespace) -> None:
     tiles, labels = read_cells(folder, channels)
     train, test = stratified_split(labels, 0.2, seed=0)
     start = time.perf_counter()
+    train_labels = labels[torch.from_numpy(train)]
     model, normalize = train_default(
-        tiles[torch.from_numpy(train)], labels[torch.from_numpy(train)],
-        epochs=args.train_epochs, seed=0,
-    )  # fmt: skip
+        tiles[torch.from_numpy(train)], train_labels, epochs=args.train_epochs, seed=0
+    )
+    offset = -POSTHOC_TAU * expected_class_distribution(train_labels, 0.9).log()
     print(f"\nreal cells: {folder} ({', '.join(channels)}), {len(labels)} cells; "
           f"trained {args.train_epochs} epochs on {len(train)} in "
           f"{time.perf_counter() - start:.0f} s, tested on {len(test)}")  # fmt: skip
-    test_tiles, test_labels = tiles[torch.from_numpy(test)], labels[torch.from_numpy(test)]
+    test_tiles = tiles[torch.from_numpy(test)]
+    test_labels = (labels[torch.from_numpy(test)] - 2).clamp(min=0)  # the 5 merged phases
     probs = {}
     for name, bf16 in (("float32", False), ("bf16 + channels_last", True)):
-        path = PredictionPath(model, normalize, tta=args.tta, channels_last=bf16)
+        path = PredictionPath(model, normalize, tta=args.tta, channels_last=bf16,
+                              logit_offset=offset, merge_fine=True)  # fmt: skip
         with torch.inference_mode(), autocast(bf16):
             probs[name] = torch.cat([path(b) for b in test_tiles.split(args.batch)])
         metric = BalancedClassificationMetrics(5)
@@ -215,7 +242,7 @@ def main() -> None:
                    help="8 dihedral test-time views for the default model")  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=None, help="montage folder for the accuracy "
                    "check (default: ../shared/data/jurkat/Experiment_1 if present)")  # fmt: skip
-    p.add_argument("--train-epochs", type=int, default=15, help="epochs of the accuracy check")
+    p.add_argument("--train-epochs", type=int, default=40, help="epochs of the accuracy check")
     p.add_argument("--no-accuracy", action="store_true", help="skip the real-cell check")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -227,21 +254,33 @@ def main() -> None:
 
     torch.manual_seed(0)
     baseline = create_model("cellcycle_convnet", img_size=40).eval()
-    default = create_model("cellcycle_resnet").eval()
+    n_fine = len(RELEASE_CLASSES)
+    default = create_model("cellcycle_resnet", n_classes=n_fine).eval()
+    offset = torch.zeros(n_fine)
     norm1, norm2 = Normalize([0.01], [0.001]), Normalize([0.01, 0.0004], [0.001, 0.0003])
     tiles1, tiles2 = tiles(1), tiles(2)
-    default_fast = create_model("cellcycle_resnet").eval()
+    default_fast = create_model("cellcycle_resnet", n_classes=n_fine).eval()
     default_fast.load_state_dict(default.state_dict())
     candidates = {
         "cellcycle_convnet 1x40x40 float32 (0.1.0)": cells_per_second(
             PredictionPath(baseline, norm1, tta=False), tiles1, bf16=False, repeats=args.repeats
         ),
         f"cellcycle_resnet 2x40x40 float32{' + D4 TTA' if args.tta else ''}": cells_per_second(
-            PredictionPath(default, norm2, tta=args.tta), tiles2, bf16=False, repeats=args.repeats
+            PredictionPath(default, norm2, tta=args.tta, logit_offset=offset, merge_fine=True),
+            tiles2,
+            bf16=False,
+            repeats=args.repeats,
         ),
         f"cellcycle_resnet 2x40x40 bf16 + channels_last{' + D4 TTA' if args.tta else ''}": (
             cells_per_second(
-                PredictionPath(default_fast, norm2, tta=args.tta, channels_last=True),
+                PredictionPath(
+                    default_fast,
+                    norm2,
+                    tta=args.tta,
+                    channels_last=True,
+                    logit_offset=offset,
+                    merge_fine=True,
+                ),
                 tiles2,
                 bf16=True,
                 repeats=args.repeats,
@@ -258,7 +297,9 @@ def main() -> None:
     for name, value in best.items():
         print(f"  {name:52s} {value:9.0f} cells/s   x{value / base:5.2f} vs 0.1.0")
     target = list(best.values())[-1]
-    print(f"fast path >= 5,000 cells/s: {'yes' if target >= 5000 else 'NO'} ({target:.0f})")
+    print(f"fast path >= 5,000 cells/s: {'yes' if target >= 5000 else 'NO'} ({target:.0f}); "
+          f"on a busy machine read the ratio: at the 0.1.0 model's reported 766 cells/s it is "
+          f"{766 * target / base:.0f} cells/s")  # fmt: skip
 
     folder = args.data_dir
     if folder is None and (DEFAULT_DATA / "Experiment_1").is_dir():

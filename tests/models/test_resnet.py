@@ -87,15 +87,15 @@ def test_registry_preset_and_parameter_count() -> None:
     assert isinstance(model, ResNet)
     c = model.config
     assert (c.in_channels, c.n_classes, c.img_size) == (2, 5, 40)
-    assert (c.stem_channels, c.stem_stride, c.widths, c.depths) == (32, 2, (32, 64, 128), (1, 1, 1))
+    assert (c.stem_channels, c.stem_stride, c.widths, c.depths) == (16, 1, (32, 64, 128), (1, 1, 1))
     assert model_name_of(model) == "resnet"
 
     def block(cin: int, cout: int) -> int:
         # two 3x3 convs without bias + two batch norms + a 1x1 projection with its norm
         return cin * cout * 9 + cout * cout * 9 + 4 * cout + cin * cout + 2 * cout
 
-    stem = 2 * 32 * 9 + 2 * 32
-    expected = stem + block(32, 32) + block(32, 64) + block(64, 128) + (128 * 5 + 5)
+    stem = 2 * 16 * 9 + 2 * 16
+    expected = stem + block(16, 32) + block(32, 64) + block(64, 128) + (128 * 5 + 5)
     assert sum(p.numel() for p in model.parameters()) == expected
     assert create_model("resnet").config.n_classes == 2
 
