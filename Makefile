@@ -54,7 +54,7 @@ wheel: $(VENV)/.installed-dev
 	cd $(WHEEL_VENV) && bin/cellvision cellcycle train --quick --no-figures --out run-cellcycle
 	cd $(WHEEL_VENV) && bin/cellvision cellcycle predict --checkpoint run-cellcycle/checkpoint.pt \
 		--out run-cellcycle/predictions.csv
-	# (lead, after merging the forecasting branch) cd $(WHEEL_VENV) && bin/cellvision benzene --quick
+	cd $(WHEEL_VENV) && bin/cellvision benzene --quick --no-figures --out run-benzene
 
 clean:
 	rm -rf $(VENV) build dist docs/_build .mypy_cache .ruff_cache .pytest_cache

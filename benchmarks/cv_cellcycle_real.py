@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from cellvision.data import CellImageDataset
+from cellvision.data import INTERPHASE_MERGE, CellImageDataset, merge_labels
 from cellvision.recipes.cellcycle import (
     TABLE_METRICS,
     CellCycleRecipe,
@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def data_for(recipe: CellCycleRecipe) -> CellImageDataset:
         if recipe.channels not in cache:
-            cache[recipe.channels], _ = load_data(args.data_dir, channels=recipe.channels)
+            # Release labels (G1/S/G2 apart): recipes that train on merged classes merge them.
+            cache[recipe.channels], _ = load_data(
+                args.data_dir, channels=recipe.channels, release_labels=True
+            )
         return cache[recipe.channels]
 
     trained: dict[str, tuple[CrossValidationResult, float]] = {}
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, base, suffixes in rows:
         recipe = base_recipe(base, changes)
         data = data_for(recipe)
-        names = data.class_names
+        names = merge_labels(data.targets, INTERPHASE_MERGE, class_names=data.class_names)[1]
         if not header_printed:
             header += "  recall " + " ".join(f"{n[:5]:>5s}" for n in names) + "  seconds"
             print(header)

@@ -171,7 +171,7 @@ def test_tiny_run_scores_ensembles_and_persistence_by_hand(
     assert float(rows["mean"][1]) == pytest.approx(tiny.mean_test_mse("gru"), abs=0.006)
     assert "single" in rows
     data = json.loads(json.dumps(tiny.to_dict()))
-    assert data["folds"]["May-Jun"]["gru_seed0"]["best_epochs"] == [0, 0]
+    assert data["folds"]["May-Jun"]["gru_seed0"]["best_epochs"] == [1, 1]  # epochs count from 1
     assert data["recipe"]["cells"] == ["gru", "lstm"]
 
 
@@ -207,9 +207,9 @@ def test_train_and_predict_one_fold_by_hand() -> None:
     [fold] = month_folds(recipe, windows)
     seen: list[int] = []
     trained = train(recipe, windows, fold, cell="rnn", seed=1, on_epoch=lambda e, v: seen.append(e))
-    assert seen == [0, 1]
+    assert seen == [1, 2]  # epochs count from 1
     val = [r["val_mse"] for r in trained.curve]
-    assert trained.best_epoch == val.index(min(val))
+    assert trained.best_epoch == val.index(min(val)) + 1
     # independent prediction: scale by hand from the fit rows, run the model, scale back
     rows = windows.covered_rows(fold.fit)
     series = windows.series.double().numpy()

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cellvision.config import check_positive_int
+from cellvision.config import as_builtin_number
 
 __all__ = [
     "CALENDAR_COLUMNS",
@@ -41,6 +41,16 @@ __all__ = [
 
 #: Names of the four cyclic columns of :func:`calendar_features`, in order.
 CALENDAR_COLUMNS: tuple[str, ...] = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    """``value`` as an ``int`` >= ``low`` (numpy integers accepted); shared with ``windows``."""
+    number = as_builtin_number(value)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
+    if number < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return number
 
 
 def _check_bool(name: str, value: object) -> bool:
@@ -165,7 +175,7 @@ def lag_features(values: npt.ArrayLike, lags: int | Sequence[int]) -> npt.NDArra
         raise ValueError(f"lags must name at least one lag, got {lags!r}")
     blocks = []
     for lag in lag_list:
-        lag = check_positive_int("lags", lag)
+        lag = _check_int("lags", lag, 1)
         block = np.full_like(columns, np.nan)
         if lag < len(columns):
             block[lag:] = columns[:-lag]

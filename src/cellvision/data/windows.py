@@ -18,9 +18,8 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SubsetRandomSampler
 
-from cellvision.config import check_positive_int
-
 # lag_features moved to the generic features module; re-exported from its former home.
+from cellvision.data.features import _check_int
 from cellvision.data.features import lag_features as lag_features
 from cellvision.data.scaling import ZScoreScaler
 
@@ -156,8 +155,8 @@ class SlidingWindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 f"series must be a 2-D (time, features) array, got shape {tuple(data.shape)}"
             )
         n_rows, n_features = data.shape
-        self.window = check_positive_int("window", window)
-        self.horizon = check_positive_int("horizon", horizon)
+        self.window = _check_int("window", window, 1)
+        self.horizon = _check_int("horizon", horizon, 1)
         if self.window + self.horizon > n_rows:
             raise ValueError(
                 f"window + horizon must be at most the series length {n_rows}, got "
@@ -774,7 +773,7 @@ def window_loader(
     >>> sorted(int(v) for _, y in shuffled for v in y[:, 0]) == list(range(3, 20))
     True
     """
-    size = check_positive_int("batch_size", batch_size)
+    size = _check_int("batch_size", batch_size, 1)
     for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {flag!r}")

@@ -607,7 +607,7 @@ def train(
     >>> [fold] = month_folds(recipe, windows)
     >>> trained = train(recipe, windows, fold, cell="gru")
     >>> [sorted(r) for r in trained.curve], trained.best_epoch
-    ([['epoch', 'train_mse']], 0)
+    ([['epoch', 'train_mse']], 1)
     """
     check_choice("cell", cell, CELLS)
     # Statistics from the rows the fit windows read: never from validation or test months.
@@ -1336,11 +1336,11 @@ def save_learning_curves(result: MonthFoldResult, out_dir: str | Path) -> list[P
         fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
         for ax, k in zip(axes.flat, folds, strict=False):
             member = shown[(cell, k)]
-            epochs = [r["epoch"] + 1 for r in member.curve]
+            epochs = [r["epoch"] for r in member.curve]
             for key in keys:
                 ax.plot(epochs, [r[key] for r in member.curve], marker="o", label=labels[key])
             if validated:
-                ax.axvline(member.best_epoch + 1, color="grey", linestyle=":", linewidth=1)
+                ax.axvline(member.best_epoch, color="grey", linestyle=":", linewidth=1)
             ax.set_title(result.fold_names[k])
             ax.set_xlabel("epoch")
             ax.set_ylabel("MSE (ug/m3)^2")
