@@ -84,7 +84,7 @@ def test_help_lists_only_the_subcommands_options(
         (["cellcycle", "train", "--epochs", "0"], "epochs must be a positive integer"),
         (["cellcycle", "train", "--data-dir", "/no/such/folder"], "must be an existing directory"),
         (["cellcycle", "predict", "--checkpoint", "/no/such.pt"], "--checkpoint must be"),
-        (["benzene"], "not available yet"),
+        (["benzene", "--window", "0"], "window must be a positive integer, got 0"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(
@@ -287,7 +287,12 @@ def test_train_labels_flag_reaches_the_recipe(subcommand: str) -> None:
     parser = build_parser()
     args = parser.parse_args(["cellcycle", subcommand, "--train-labels", "release"])
     assert _recipe(args).train_labels == "release"
-    assert _recipe(parser.parse_args(["cellcycle", subcommand])).train_labels == "merged"
+    args = parser.parse_args(["cellcycle", subcommand, "--train-labels", "merged"])
+    assert _recipe(args).train_labels == "merged"
+    # without the flag: the default preset's choice (release classes since the real-cell study)
+    assert _recipe(parser.parse_args(["cellcycle", subcommand])).train_labels == "release"
+    legacy = parser.parse_args(["cellcycle", subcommand, "--preset", "legacy"])
+    assert _recipe(legacy).train_labels == "merged"
     with pytest.raises(SystemExit):
         parser.parse_args(["cellcycle", subcommand, "--train-labels", "fine"])
 

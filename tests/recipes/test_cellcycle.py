@@ -266,7 +266,10 @@ def test_presets_and_model_defaults() -> None:
     assert legacy == CellCycleRecipe(channels=("Ch3",))  # the 0.1.0 dataclass defaults
     assert default_recipe() == default_recipe(preset="realtime")
     assert default_recipe().channels == ("Ch3", "Ch6")
-    assert default_recipe(preset="accurate").tta == "d4"
+    realtime = default_recipe()
+    assert (realtime.train_labels, realtime.logit_adjust, realtime.tta) == ("release", 1.0, "none")
+    assert (realtime.amp, realtime.channels_last) == ("bf16", True)
+    assert default_recipe(preset="accurate") == realtime.replace(n_models=2)
     assert default_recipe("cellcycle_resnet").model == "cellcycle_resnet"
     with pytest.raises(ValueError, match="not both"):
         default_recipe("cellcycle_convnet", preset="legacy")
