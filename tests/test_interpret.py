@@ -11,7 +11,7 @@ from torch.nn.functional import interpolate
 
 from cellvision.interpret import class_activation_maps
 from cellvision.layers import MultiHeadSelfAttention
-from cellvision.models import ConvNet, ConvNetConfig, ViT, ViTConfig
+from cellvision.models import ConvNet, ConvNetConfig, ResNet, ResNetConfig, ViT, ViTConfig
 
 
 def _quadrant_mask(size: int, quadrant: int) -> Tensor:
@@ -46,6 +46,25 @@ class _QuadrantConvNet(ConvNet):
                     m.weight.abs_()
             self.stem.bias.zero_()
             self.classifier.weight[1].abs_()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return super().forward_features(x * self.mask)
+
+
+class _QuadrantResNet(ResNet):
+    """A ResNet that sees one quadrant only: non-negative convolutions, identity batch norms
+    (eval mode, fresh statistics) and a positive head row for class 1, as for the ConvNet."""
+
+    def __init__(self, quadrant: int, size: int = 64) -> None:
+        super().__init__(
+            ResNetConfig(n_classes=3, widths=(8, 16), depths=(1, 1), stem_channels=8, stem_stride=1)
+        )
+        self.register_buffer("mask", _quadrant_mask(size, quadrant))
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.abs_()
+            self.head.weight[1] = torch.rand(self.head.weight.shape[1]) + 0.1
 
     def forward_features(self, x: Tensor) -> Tensor:
         return super().forward_features(x * self.mask)
@@ -114,6 +133,22 @@ def test_gradcam_mass_falls_in_the_quadrant_the_logit_depends_on(quadrant: int) 
     assert bool((maps >= 0).all())
     torch.testing.assert_close(maps.amax(dim=(1, 2)), torch.ones(4))
     assert bool((_mass_in(maps, mask) > 0.8).all()), _mass_in(maps, mask)
+
+
+@pytest.mark.parametrize("quadrant", [0, 1, 2, 3])
+def test_gradcam_on_a_resnet_uses_its_last_residual_block(quadrant: int) -> None:
+    torch.manual_seed(quadrant)
+    model = _QuadrantResNet(quadrant).eval()
+    x = torch.rand(4, 1, 64, 64)
+    mask = _quadrant_mask(64, quadrant)
+    assert _depends_only_on_the_mask(model, x, mask)
+    maps = class_activation_maps(model, x, target=1)
+    assert maps.shape == (4, 64, 64)
+    torch.testing.assert_close(maps.amax(dim=(1, 2)), torch.ones(4))
+    assert bool((_mass_in(maps, mask) > 0.8).all()), _mass_in(maps, mask)
+    # The default layer is the last residual block: naming it gives the same maps.
+    explicit = class_activation_maps(model, x, target=1, layer=model.stages[-1])
+    torch.testing.assert_close(maps, explicit)
 
 
 @pytest.mark.parametrize("method", ["rollout", "grad_rollout", "auto"])
@@ -343,5 +378,5 @@ def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: st
 
 
 def test_gradcam_needs_a_convnet_or_a_layer() -> None:
-    with pytest.raises(TypeError, match="needs a ConvNet or an explicit layer"):
+    with pytest.raises(TypeError, match="needs a ConvNet, a ResNet or an explicit layer"):
         class_activation_maps(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), torch.zeros(1, 1, 2, 2))

@@ -21,7 +21,7 @@ from torch.nn.functional import interpolate
 
 from cellvision.config import check_choice
 from cellvision.layers.attention import MultiHeadSelfAttention
-from cellvision.models import ConvNet, ViT, unwrap_model
+from cellvision.models import ConvNet, ResNet, ViT, unwrap_model
 
 __all__ = ["CAMMethod", "class_activation_maps"]
 
@@ -42,7 +42,8 @@ def class_activation_maps(
     r"""Return one class activation map per image, ``(B, H, W)``, non-negative, max one.
 
     ``"gradcam"`` (convolutional models): with activations :math:`A^k` of the chosen layer
-    (default: the last block of a :class:`~cellvision.models.ConvNet`) and the target logit
+    (default: the last block of a :class:`~cellvision.models.ConvNet`, the last residual block
+    of a :class:`~cellvision.models.ResNet`) and the target logit
     :math:`y`, the map is :math:`\mathrm{ReLU}(\sum_k \alpha_k A^k)` with
     :math:`\alpha_k` the spatial mean of :math:`\partial y / \partial A^k`, upsampled
     bilinearly to the image.
@@ -65,7 +66,8 @@ def class_activation_maps(
     Parameters
     ----------
     model : torch.nn.Module
-        A :class:`~cellvision.models.ConvNet` or :class:`~cellvision.models.ViT` (DDP or
+        A :class:`~cellvision.models.ConvNet`, :class:`~cellvision.models.ResNet` or
+        :class:`~cellvision.models.ViT` (DDP or
         ``torch.compile`` wrappers are unwrapped), or any CNN with ``layer`` given.
     images : torch.Tensor
         ``(B, C, H, W)`` floating images on the model's device.
@@ -76,7 +78,7 @@ def class_activation_maps(
         See above; the rollouts need a ViT.
     layer : torch.nn.Module, optional
         The module whose ``(B, K, h, w)`` output Grad-CAM uses (default for a ConvNet: its
-        last convolution block).
+        last convolution block; for a ResNet: its last residual block).
 
     Returns
     -------
@@ -155,11 +157,16 @@ def class_activation_maps(
 
 
 def _last_conv_block(model: nn.Module) -> nn.Module:
-    if not isinstance(model, ConvNet):
+    block: nn.Module
+    if isinstance(model, ConvNet):
+        block = model.blocks[-1]
+    elif isinstance(model, ResNet):
+        block = model.stages[-1]
+    else:
         raise TypeError(
-            f"method='gradcam' needs a ConvNet or an explicit layer=, got {type(model).__name__}"
+            "method='gradcam' needs a ConvNet, a ResNet or an explicit layer=, "
+            f"got {type(model).__name__}"
         )
-    block: nn.Module = model.blocks[-1]
     return block
 
 
