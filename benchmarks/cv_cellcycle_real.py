@@ -16,7 +16,8 @@ Rows are given by name (``--rows``):
 - a loss on the default recipe: ``ce`` (cross-entropy), ``logit_adjusted`` (``la``),
   ``balanced_softmax`` (``bs``), ``focal``, ``one_vs_all`` (``ova``);
 - any of these with ``+tta`` (D4 test-time augmentation) and/or ``+posthoc`` (post-hoc logit
-  adjustment, tau ``--posthoc-tau``, against the training batch mix).
+  adjustment against the training batch mix, tau ``--posthoc-tau``) or ``+posthoc@TAU`` (that
+  tau, e.g. ``ce+posthoc@2``; ``@0`` turns a preset's adjustment off).
 
 The ``+tta``/``+posthoc`` variants are NOT retrained: each base row is trained once per fold
 and its variants are evaluated from the same trained classifiers
@@ -43,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cellvision.data import INTERPHASE_MERGE, CellImageDataset, merge_labels
@@ -72,7 +74,7 @@ LOSS_ALIASES = {
     "one_vs_all": "one_vs_all",
 }
 PRESET_ROWS = ("legacy", "default", "realtime", "accurate")
-SUFFIXES = ("tta", "posthoc")
+SUFFIXES = ("tta", "posthoc")  # "posthoc@TAU" gives the tau of one row
 DEFAULT_ROWS = (
     "legacy", "default",
     "ce", "ce+tta", "ce+posthoc",
@@ -90,9 +92,28 @@ def parse_row(name: str) -> tuple[str, tuple[str, ...]]:
         known = ", ".join((*PRESET_ROWS, *LOSS_ALIASES))
         raise ValueError(f"row base must be one of {known}, got {name!r}")
     for suffix in suffixes:
-        if suffix not in SUFFIXES:
-            raise ValueError(f"row suffixes must be among {SUFFIXES}, got {name!r}")
+        kind, _, tau = suffix.partition("@")
+        if kind not in SUFFIXES or (tau and (kind != "posthoc" or not _is_float(tau))):
+            raise ValueError(f"row suffixes must be among {SUFFIXES} or posthoc@TAU, got {name!r}")
     return base, tuple(sorted(set(suffixes)))
+
+
+def _is_float(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """``"seed=1"`` -> ``("seed", 1)`` (the value read as JSON when it parses, else a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def base_recipe(base: str, changes: dict[str, Any]) -> CellCycleRecipe:
@@ -128,9 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds")
     parser.add_argument("--epochs", type=int, help="override every row's epochs (quick checks)")
     parser.add_argument("--posthoc-tau", type=float, default=1.0, help="tau of +posthoc")
+    parser.add_argument(
+        "--set", type=parse_set, action="append", default=[], metavar="FIELD=VALUE",
+        help="change a recipe field of every row, e.g. --set seed=1 --set n_models=2",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the table here")
+    parser.add_argument(
+        "--oof", type=Path, metavar="FILE",
+        help="also write each row's out-of-fold probabilities here (.npz: targets, class_names, "
+        "fold_of, one array per row)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -144,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = [(name, *parse_row(name)) for name in args.rows]
     except ValueError as exc:
         parser.error(str(exc))
-    changes: dict[str, Any] = {} if args.epochs is None else {"epochs": args.epochs}
+    changes: dict[str, Any] = dict(args.set)
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
 
     cache: dict[tuple[str, ...], CellImageDataset] = {}
 
@@ -163,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     names: tuple[str, ...] = ()
     header_printed = False
     table: dict[str, Any] = {}
+    oof: dict[str, Any] = {}
     for name, base, suffixes in rows:
         recipe = base_recipe(base, changes)
         data = data_for(recipe)
@@ -173,16 +206,19 @@ def main(argv: list[str] | None = None) -> int:
             print("-" * len(header))
             header_printed = True
         options: dict[str, Any] = {}
-        if "tta" in suffixes:
-            options["tta"] = "d4"
-        if "posthoc" in suffixes:
-            options["logit_adjust"] = args.posthoc_tau
+        for suffix in suffixes:
+            kind, _, tau = suffix.partition("@")
+            if kind == "tta":
+                options["tta"] = "d4"
+            else:
+                options["logit_adjust"] = float(tau) if tau else args.posthoc_tau
         try:
             recipe.replace(**options)  # an invalid variant is skipped before any training
         except ValueError as exc:  # e.g. post-hoc adjustment on a loss that adjusts already
             print(f"{name:24s} skipped: {exc}")
             continue
         if base not in trained:
+            print(f"# {base}: {json.dumps(recipe.to_dict())}", flush=True)
             start = time.perf_counter()
             result = cross_validate(
                 recipe, data, args.folds, args.seed, device=args.device, keep_classifiers=True
@@ -194,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             result = result.with_options(data, **options)
             seconds = time.perf_counter() - start
         print(format_row(name, result, seconds, names), flush=True)
+        oof[name] = result.oof_proba.numpy()
+        oof["fold_of"] = result.fold_of
         table[name] = {
             "recipe": recipe.replace(**options).to_dict() if options else recipe.to_dict(),
             "retrained": not options,
@@ -207,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(table, indent=2, allow_nan=True))
         print(f"written to {args.json}", file=sys.stderr)
+    if args.oof is not None:
+        targets = merge_labels(data.targets, INTERPHASE_MERGE, class_names=data.class_names)[0]
+        args.oof.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            args.oof, targets=np.asarray(targets), class_names=np.array(names), **oof
+        )
+        print(f"out-of-fold probabilities written to {args.oof}", file=sys.stderr)
     return 0
 
 
