@@ -248,6 +248,8 @@ def test_new_fields_validate_and_round_trip() -> None:
         ({"amp": "fp16"}, "amp must"),
         ({"n_models": 0}, "n_models must"),
         ({"mixup": -0.1}, "mixup must be a finite number >= 0"),
+        ({"cutmix": float("nan")}, "cutmix must be a finite number >= 0"),
+        ({"mixup": 0.2, "cutmix": 1.0}, "at most one of mixup and cutmix"),
         ({"tau": math.inf}, "tau must be a finite number >= 0"),
         ({"loss": "balanced_softmax", "logit_adjust": 1.0}, "logit_adjust must be 0"),
         ({"loss": "logit_adjusted", "logit_adjust": 0.5}, "already removes the training prior"),
@@ -409,6 +411,32 @@ def test_mixup_mixes_images_and_targets_with_one_lambda() -> None:
     expected = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
     torch.testing.assert_close(mixup.loss(logits, y), expected)
     torch.testing.assert_close(mixup.loss(logits, y), ce(logits, y))  # validation: plain loss
+
+
+def test_cutmix_pastes_one_box_and_mixes_targets_by_its_area() -> None:
+    from cellvision.recipes.cellcycle import _Mixup
+
+    ce = torch.nn.functional.cross_entropy
+    cutmix = _Mixup(1.0, ce, None, seed=3, cut=True)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    logits = torch.randn(6, 3)
+    for _ in range(20):
+        x = torch.randn(6, 2, 10, 12)
+        mixed = cutmix.transform(x)
+        assert cutmix.pending is not None
+        perm, lam = cutmix.pending
+        # Reference: the pixels that changed (random images differ wherever the partner is
+        # another image) must fill their bounding box, in every image and channel alike.
+        changed = (mixed != x).any(dim=0).any(dim=0)
+        box = torch.zeros(10, 12, dtype=torch.bool)
+        if bool(changed.any()):
+            rows, cols = changed.any(dim=1).nonzero(), changed.any(dim=0).nonzero()
+            box[int(rows.min()) : int(rows.max()) + 1, int(cols.min()) : int(cols.max()) + 1] = True
+        assert bool((changed == box).all())
+        torch.testing.assert_close(mixed, torch.where(box, x[perm], x))  # one rectangle
+        assert lam == pytest.approx(1.0 - box.float().mean().item())
+        expected = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
+        torch.testing.assert_close(cutmix.loss(logits, y), expected)
 
 
 def test_cross_validation_variants_reuse_the_trained_folds(small: Any) -> None:

@@ -42,6 +42,7 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         "post-hoc logit adjustment at prediction (0: off)",
     ),
     ("--mixup", "mixup", float, "mixup Beta(alpha, alpha) strength (0: off)"),
+    ("--cutmix", "cutmix", float, "CutMix Beta(alpha, alpha) strength (0: off)"),
     (
         "--n-models",
         "n_models",

@@ -271,6 +271,10 @@ class CellCycleRecipe(Config):
     mixup : float
         Mixup ``Beta(mixup, mixup)`` strength on the training batches (Zhang et al., ICLR
         2018); 0 is off.
+    cutmix : float
+        CutMix ``Beta(cutmix, cutmix)`` strength (Yun et al., ICCV 2019): a box of another
+        training cell is pasted in and the targets are mixed by area; 0 is off. At most one of
+        ``mixup`` and ``cutmix`` may be on.
     n_models : int
         Ensemble size: members trained with seeds ``seed, seed + 1, ...`` inside one
         :class:`TrainedClassifier`, whose probabilities are the members' mean.
@@ -333,6 +337,7 @@ class CellCycleRecipe(Config):
     amp: str = "none"
     channels_last: bool = False
     mixup: float = 0.0
+    cutmix: float = 0.0
     n_models: int = 1
     train_labels: str = "merged"
     seed: int = 0
@@ -367,7 +372,7 @@ class CellCycleRecipe(Config):
         check_non_negative_int("max_shift", self.max_shift)
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
         check_choice("loss", self.loss, LOSSES)
-        for name in ("tau", "focal_gamma", "logit_adjust", "mixup"):
+        for name in ("tau", "focal_gamma", "logit_adjust", "mixup", "cutmix"):
             value = as_builtin_number(getattr(self, name))
             object.__setattr__(self, name, value)
             if not (
@@ -377,6 +382,11 @@ class CellCycleRecipe(Config):
                 and value >= 0
             ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.mixup and self.cutmix:
+            raise ValueError(
+                f"at most one of mixup and cutmix may be > 0, got mixup={self.mixup!r} and "
+                f"cutmix={self.cutmix!r}"
+            )
         if self.logit_adjust and self.loss in _PRIOR_ADJUSTING_LOSSES:
             raise ValueError(
                 f"logit_adjust must be 0 with loss={self.loss!r} (the loss already removes the "
@@ -957,19 +967,22 @@ def _training_loss(recipe: CellCycleRecipe, prior: Sequence[float]) -> Callable[
 
 
 class _Mixup:
-    """Mixup as a batch transform plus the matching loss (the transform leaves a note).
+    """Mixup or CutMix as a batch transform plus the matching loss (the transform leaves a note).
 
-    ``transform(x)`` mixes every image with a random partner, ``lam * x + (1 - lam) *
-    x[perm]``, and remembers ``(perm, lam)``; the next ``loss(outputs, y)`` consumes it and
-    returns ``lam * loss(outputs, y) + (1 - lam) * loss(outputs, y[perm])``. Validation
-    batches are never transformed, so their loss stays the plain one.
+    ``transform(x)`` mixes every image with a random partner ``x[perm]`` and remembers
+    ``(perm, lam)``: mixup blends the whole images, ``lam * x + (1 - lam) * x[perm]``; CutMix
+    (``cut=True``) pastes a box of the partner whose area is about ``1 - lam`` of the image
+    (``lam`` is then the exact share of the image's own pixels). The next ``loss(outputs, y)``
+    consumes the note and returns ``lam * loss(outputs, y) + (1 - lam) * loss(outputs,
+    y[perm])``. Validation batches are never transformed, so their loss stays the plain one.
     """
 
     def __init__(
         self, alpha: float, loss: Callable[..., Tensor], augment: Callable[[Tensor], Tensor] | None,
-        *, seed: int,
+        *, seed: int, cut: bool = False,
     ) -> None:  # fmt: skip
         self.alpha, self.base_loss, self.augment = float(alpha), loss, augment
+        self.cut = cut
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
         self.pending: tuple[Tensor, float] | None = None
@@ -979,8 +992,23 @@ class _Mixup:
             x = self.augment(x)
         lam = float(self.rng.beta(self.alpha, self.alpha))
         perm = torch.randperm(x.shape[0], generator=self.generator).to(x.device)
-        self.pending = (perm, lam)
-        return lam * x + (1.0 - lam) * x[perm]
+        if not self.cut:
+            self.pending = (perm, lam)
+            return lam * x + (1.0 - lam) * x[perm]
+        # CutMix (Yun et al., ICCV 2019): a box of side sqrt(1 - lam) of the image, centred
+        # anywhere, clipped at the border; lam becomes the share of pixels left untouched.
+        height, width = x.shape[-2:]
+        side = math.sqrt(1.0 - lam)
+        cy, cx = int(self.rng.integers(height)), int(self.rng.integers(width))
+        top, bottom = (
+            max(cy - round(side * height / 2), 0),
+            min(cy + round(side * height / 2), height),
+        )
+        left, right = max(cx - round(side * width / 2), 0), min(cx + round(side * width / 2), width)
+        mixed = x.clone()
+        mixed[..., top:bottom, left:right] = x[perm][..., top:bottom, left:right]
+        self.pending = (perm, 1.0 - (bottom - top) * (right - left) / (height * width))
+        return mixed
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         if self.pending is None:
@@ -1495,8 +1523,9 @@ def _fit_classifier(
         )
         transform = _augmentation(recipe.max_shift, seed=seed) if augment else None
         loss_fn = _training_loss(recipe, prior)
-        if recipe.mixup:
-            mixup = _Mixup(recipe.mixup, loss_fn, transform, seed=seed)
+        if recipe.mixup or recipe.cutmix:
+            cut = bool(recipe.cutmix)
+            mixup = _Mixup(recipe.cutmix or recipe.mixup, loss_fn, transform, seed=seed, cut=cut)
             transform, loss_fn = mixup.transform, mixup.loss
         history = fit(
             net,
