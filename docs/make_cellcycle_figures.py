@@ -67,7 +67,7 @@ def draw_confusion(oof_file: Path, row: str, out: Path) -> None:
     fig = plot_confusion_matrix(
         matrix, names, title="default recipe, 5-fold CV, pooled out of fold (recall per row)"
     )
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    fig.savefig(out, dpi=80, bbox_inches="tight")
     print(f"wrote {out}; counts (rows true, columns predicted):\n{matrix.numpy()}")
 
 
