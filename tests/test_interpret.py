@@ -121,10 +121,13 @@ def _depends_only_on_the_mask(model: nn.Module, x: Tensor, mask: Tensor) -> bool
         return bool(torch.allclose(model(x), model(noisy)))
 
 
+@pytest.mark.parametrize("network", ["convnet", "resnet"])
 @pytest.mark.parametrize("quadrant", [0, 1, 2, 3])
-def test_gradcam_mass_falls_in_the_quadrant_the_logit_depends_on(quadrant: int) -> None:
+def test_gradcam_mass_falls_in_the_quadrant_the_logit_depends_on(
+    quadrant: int, network: str
+) -> None:
     torch.manual_seed(quadrant)
-    model = _QuadrantConvNet(quadrant).eval()
+    model = (_QuadrantConvNet if network == "convnet" else _QuadrantResNet)(quadrant).eval()
     x = torch.rand(4, 1, 64, 64)
     mask = _quadrant_mask(64, quadrant)
     assert _depends_only_on_the_mask(model, x, mask)
@@ -133,21 +136,9 @@ def test_gradcam_mass_falls_in_the_quadrant_the_logit_depends_on(quadrant: int) 
     assert bool((maps >= 0).all())
     torch.testing.assert_close(maps.amax(dim=(1, 2)), torch.ones(4))
     assert bool((_mass_in(maps, mask) > 0.8).all()), _mass_in(maps, mask)
-
-
-@pytest.mark.parametrize("quadrant", [0, 1, 2, 3])
-def test_gradcam_on_a_resnet_uses_its_last_residual_block(quadrant: int) -> None:
-    torch.manual_seed(quadrant)
-    model = _QuadrantResNet(quadrant).eval()
-    x = torch.rand(4, 1, 64, 64)
-    mask = _quadrant_mask(64, quadrant)
-    assert _depends_only_on_the_mask(model, x, mask)
-    maps = class_activation_maps(model, x, target=1)
-    assert maps.shape == (4, 64, 64)
-    torch.testing.assert_close(maps.amax(dim=(1, 2)), torch.ones(4))
-    assert bool((_mass_in(maps, mask) > 0.8).all()), _mass_in(maps, mask)
-    # The default layer is the last residual block: naming it gives the same maps.
-    explicit = class_activation_maps(model, x, target=1, layer=model.stages[-1])
+    # The default layer is the last block (ConvNet) or last residual block (ResNet).
+    last = model.blocks[-1] if isinstance(model, ConvNet) else model.stages[-1]
+    explicit = class_activation_maps(model, x, target=1, layer=last)
     torch.testing.assert_close(maps, explicit)
 
 
