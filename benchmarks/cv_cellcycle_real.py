@@ -105,24 +105,22 @@ def _is_float(text: str) -> bool:
         return False
 
 
-def parse_set(text: str) -> tuple[str, Any]:
-    """``"seed=1"`` -> ``("seed", 1)`` (the value read as JSON when it parses, else a string)."""
+def parse_set(text: str) -> tuple[str, str]:
+    """``"seed=1"`` -> ``("seed", "1")``; the recipe coerces the value to its field's type."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    return key, value
 
 
 def base_recipe(base: str, changes: dict[str, Any]) -> CellCycleRecipe:
-    """The recipe trained for a base row (inference options reset, then ``changes``)."""
+    """The recipe trained for a base row (inference options reset, then ``changes``: field
+    values, or strings that :meth:`~cellvision.config.Config.from_flat_dict` coerces)."""
     if base in PRESET_ROWS:
         recipe = default_recipe(preset=None if base == "default" else base)
     else:
         recipe = default_recipe().replace(loss=LOSS_ALIASES[base], tta="none", logit_adjust=0.0)
-    return recipe.replace(**changes) if changes else recipe
+    return CellCycleRecipe.from_flat_dict(recipe.to_flat_dict() | changes) if changes else recipe
 
 
 def format_row(
@@ -177,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     changes: dict[str, Any] = dict(args.set)
     if args.epochs is not None:
         changes["epochs"] = args.epochs
+    try:
+        base_recipe(rows[0][1], changes)  # a bad --set fails here, before any training
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
 
     cache: dict[tuple[str, ...], CellImageDataset] = {}
 
