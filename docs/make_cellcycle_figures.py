@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 
 from cellvision.data import INTERPHASE_MERGE, merge_labels
 from cellvision.data.transforms import to_float_images
-from cellvision.features import pca, tsne
+from cellvision.features import extract_features, pca, tsne
 from cellvision.interpret import class_activation_maps
 from cellvision.metrics import confusion_matrix
 from cellvision.plotting import plot_activation_maps, plot_confusion_matrix, plot_embedding
@@ -106,10 +106,9 @@ def main() -> None:
     )
 
     # Embeddings of the held-out cells: the network's pooled features (first member).
-    network = trained.members[0].eval()
-    with torch.no_grad():
-        inputs = trained.normalize(to_float_images(images))
-        features = network.forward_features(inputs).float()
+    network = trained.members[0]
+    inputs = trained.normalize(to_float_images(images))
+    features, _ = extract_features(network, [(inputs, truth)])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
     projected = pca(features, 2)
     plot_embedding(projected, truth, names, ax=left, title="PCA of held-out embeddings")
