@@ -19,6 +19,7 @@ from cellvision.recipes.cellcycle import (
     SWEEP_SPACE,
     CellCycleRecipe,
     TrainedClassifier,
+    _DeferredSampler,
     build_model,
     channel_report,
     cross_validate,
@@ -31,6 +32,7 @@ from cellvision.recipes.cellcycle import (
     sweep_objective,
     train,
 )
+from cellvision.sampling import ClassBalancedSampler
 
 sk_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -250,6 +252,9 @@ def test_new_fields_validate_and_round_trip() -> None:
         ({"mixup": -0.1}, "mixup must be a finite number >= 0"),
         ({"cutmix": float("nan")}, "cutmix must be a finite number >= 0"),
         ({"mixup": 0.2, "cutmix": 1.0}, "at most one of mixup and cutmix"),
+        ({"epochs": 5, "defer_epochs": 5}, r"defer_epochs must be smaller than epochs \(5\)"),
+        ({"defer_epochs": -1}, "defer_epochs must be"),
+        ({"early_alpha": 1.5}, r"early_alpha must be in \[0, 1\]"),
         ({"tau": math.inf}, "tau must be a finite number >= 0"),
         ({"loss": "balanced_softmax", "logit_adjust": 1.0}, "logit_adjust must be 0"),
         ({"loss": "logit_adjusted", "logit_adjust": 0.5}, "already removes the training prior"),
@@ -700,3 +705,36 @@ def _merged_cells(fine: Any) -> Any:
     labels = [max(t - 2, 0) for t in fine.targets.tolist()]
     names = ("Interphase", "Prophase", "Metaphase", "Anaphase", "Telophase")
     return CellImageDataset(fine.images, labels, names)
+
+
+def test_deferred_sampler_draws_the_early_mix_then_the_late_one() -> None:
+    labels = torch.tensor([0] * 900 + [1] * 100)
+    early = ClassBalancedSampler(labels, alpha=0.0, seed=5)
+    late = ClassBalancedSampler(labels, alpha=1.0, seed=5)
+    sampler = _DeferredSampler(
+        ClassBalancedSampler(labels, alpha=0.0, seed=5),
+        ClassBalancedSampler(labels, alpha=1.0, seed=5),
+        switch=2,
+    )
+    assert len(sampler) == len(late) == 1000
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        reference = early if epoch < 2 else late
+        reference.set_epoch(epoch)
+        drawn = list(sampler)
+        assert drawn == list(reference)
+        # Natural mix (90 % class 0) while deferred, balanced (50 %) afterwards.
+        share = float((labels[drawn] == 0).float().mean())
+        assert abs(share - (0.9 if epoch < 2 else 0.5)) < 0.05
+
+
+def test_deferred_rebalancing_changes_only_the_early_epochs(small: Any) -> None:
+    base = CellCycleRecipe(epochs=2, batch_size=16, width=4, depth=1, alpha=1.0)
+    deferred = base.replace(defer_epochs=1, early_alpha=0.0)
+    runs = [train(r, small, device="cpu", progress=False) for r in (base, deferred, deferred)]
+    losses = [[row["train_loss"] for row in run.history] for run in runs]
+    assert losses[1] == losses[2]  # deterministic for a seed
+    assert losses[0][0] != losses[1][0]  # another draw in the deferred epoch
+    # The head prior and the post-hoc prior are the late (alpha=1: uniform) mix.
+    assert runs[1].class_prior == runs[0].class_prior
+    assert CellCycleRecipe.from_json(deferred.to_json()) == deferred

@@ -44,6 +44,13 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--mixup", "mixup", float, "mixup Beta(alpha, alpha) strength (0: off)"),
     ("--cutmix", "cutmix", float, "CutMix Beta(alpha, alpha) strength (0: off)"),
     (
+        "--defer-epochs",
+        "defer_epochs",
+        int,
+        "deferred re-balancing: the first N epochs draw with --early-alpha (0: off)",
+    ),
+    ("--early-alpha", "early_alpha", float, "sampler alpha of the deferred epochs"),
+    (
         "--n-models",
         "n_models",
         int,

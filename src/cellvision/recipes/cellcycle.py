@@ -236,6 +236,12 @@ class CellCycleRecipe(Config):
         Fraction of the steps spent warming up (``"warmup_cosine"``).
     alpha : float
         :class:`~cellvision.sampling.ClassBalancedSampler` rebalancing strength in ``[0, 1]``.
+    defer_epochs, early_alpha : int, float
+        Deferred re-balancing (Cao et al., NeurIPS 2019): the first ``defer_epochs`` epochs
+        draw with sampler strength ``early_alpha`` (``0`` is the natural class mix), the rest
+        with ``alpha``. ``defer_epochs=0`` (the default) draws with ``alpha`` throughout; it
+        must be smaller than ``epochs``. The head prior, loss prior and ``class_prior`` are
+        those of ``alpha``, the mix of the last epochs.
     val_fraction, test_fraction : float
         Stratified fractions of every class held out for validation and test.
     select : {"last", "best"}
@@ -339,6 +345,8 @@ class CellCycleRecipe(Config):
     mixup: float = 0.0
     cutmix: float = 0.0
     n_models: int = 1
+    defer_epochs: int = 0
+    early_alpha: float = 0.5
     train_labels: str = "merged"
     seed: int = 0
 
@@ -364,6 +372,14 @@ class CellCycleRecipe(Config):
             raise ValueError(f"warmup_fraction must be in [0, 1], got {self.warmup_fraction!r}")
         if not (isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        check_non_negative_int("defer_epochs", self.defer_epochs)
+        if self.defer_epochs >= self.epochs:
+            raise ValueError(
+                f"defer_epochs must be smaller than epochs ({self.epochs}), got "
+                f"{self.defer_epochs!r}"
+            )
+        if not (isinstance(self.early_alpha, (int, float)) and 0.0 <= self.early_alpha <= 1.0):
+            raise ValueError(f"early_alpha must be in [0, 1], got {self.early_alpha!r}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 < value < 0.5):
@@ -1030,6 +1046,29 @@ def _batch_prior(targets: Tensor, alpha: float, n_classes: int) -> list[float]:
     return freqs
 
 
+class _DeferredSampler(torch.utils.data.Sampler[int]):
+    """Draw from ``early`` for the epochs before ``switch`` and from ``late`` from then on.
+
+    Both samplers see every ``set_epoch`` call, so each keeps its own per-epoch draw; they
+    are built on the same labels (and process group), so they have the same length.
+    """
+
+    def __init__(self, early: ClassBalancedSampler, late: ClassBalancedSampler, switch: int):
+        self.early, self.late, self.switch = early, late, switch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.early.set_epoch(epoch)
+        self.late.set_epoch(epoch)
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.early if self.epoch < self.switch else self.late)
+
+    def __len__(self) -> int:
+        return len(self.late)
+
+
 def _augmentation(max_shift: int, *, seed: int) -> Callable[[Tensor], Tensor]:
     steps: list[Any] = [RandomDihedral()]
     if max_shift:
@@ -1511,7 +1550,11 @@ def _fit_classifier(
             )
         # The sampler shards itself under a process group and gives every rank the same
         # number of indices, so the ranks run the same number of steps.
-        sampler = ClassBalancedSampler(train_set.targets, alpha=recipe.alpha, seed=seed)
+        late = ClassBalancedSampler(train_set.targets, alpha=recipe.alpha, seed=seed)
+        sampler: ClassBalancedSampler | _DeferredSampler = late
+        if recipe.defer_epochs:
+            early = ClassBalancedSampler(train_set.targets, alpha=recipe.early_alpha, seed=seed)
+            sampler = _DeferredSampler(early, late, recipe.defer_epochs)
         train_loader = DataLoader(train_set, batch_size=recipe.batch_size, sampler=sampler)
         groups = (
             model.parameters() if recipe.decay_all else param_groups(model, recipe.weight_decay)
