@@ -728,7 +728,7 @@ def test_deferred_sampler_draws_the_early_mix_then_the_late_one() -> None:
         assert abs(share - (0.9 if epoch < 2 else 0.5)) < 0.05
 
 
-def test_deferred_rebalancing_changes_only_the_early_epochs(small: Any) -> None:
+def test_deferred_rebalancing_is_deterministic_and_keeps_the_late_prior(small: Any) -> None:
     base = CellCycleRecipe(epochs=2, batch_size=16, width=4, depth=1, alpha=1.0)
     deferred = base.replace(defer_epochs=1, early_alpha=0.0)
     runs = [train(r, small, device="cpu", progress=False) for r in (base, deferred, deferred)]
