@@ -370,16 +370,16 @@ class CellCycleRecipe(Config):
         check_choice("schedule", self.schedule, ("warmup_cosine", "constant"))
         if not (isinstance(self.warmup_fraction, (int, float)) and 0 <= self.warmup_fraction <= 1):
             raise ValueError(f"warmup_fraction must be in [0, 1], got {self.warmup_fraction!r}")
-        if not (isinstance(self.alpha, (int, float)) and 0.0 <= self.alpha <= 1.0):
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        for name in ("alpha", "early_alpha"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         check_non_negative_int("defer_epochs", self.defer_epochs)
         if self.defer_epochs >= self.epochs:
             raise ValueError(
                 f"defer_epochs must be smaller than epochs ({self.epochs}), got "
                 f"{self.defer_epochs!r}"
             )
-        if not (isinstance(self.early_alpha, (int, float)) and 0.0 <= self.early_alpha <= 1.0):
-            raise ValueError(f"early_alpha must be in [0, 1], got {self.early_alpha!r}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 < value < 0.5):
