@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from cellvision.models import create_model
-from cellvision.optim import param_groups, warmup_cosine
+from cellvision.optim import WeightEMA, param_groups, warmup_cosine
 
 
 class Tokens(nn.Module):
@@ -100,3 +100,88 @@ def test_warmup_cosine_rejects_bad_arguments() -> None:
         warmup_cosine(optimizer, 0)
     with pytest.raises(ValueError, match=r"warmup_fraction must be in \[0, 1\]"):
         warmup_cosine(optimizer, 10, 1.5)
+
+
+def _sgd_run(model: nn.Module, steps: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    """Train ``model`` with SGD on random batches; the state after every step."""
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    states = []
+    for _ in range(steps):
+        x = torch.randn(8, 3, 4, 4, generator=gen)
+        loss = model(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    return states
+
+
+def _bn_net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 1))
+
+
+@settings(max_examples=10, deadline=None)
+@given(decay=st.floats(0.0, 0.99), steps=st.integers(1, 12), seed=st.integers(0, 100))
+def test_weight_ema_matches_a_naive_running_average(decay: float, steps: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = _bn_net()
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ema = WeightEMA(model, decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    ema.attach(optimizer, model)
+    gen = torch.Generator().manual_seed(seed)
+    # Reference: the recurrence written out per tensor, in float64.
+    expected = {k: v.double() for k, v in start.items()}
+    for n in range(steps):
+        x = torch.randn(8, 3, 4, 4, generator=gen)
+        loss = model(x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        d = min(decay, (1 + n) / (10 + n))
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                expected[k] = d * expected[k] + (1 - d) * v.double()
+            else:
+                expected[k] = v.double()
+    assert ema.updates == steps
+    for k, v in ema.module.state_dict().items():
+        torch.testing.assert_close(v.double(), expected[k], rtol=1e-5, atol=1e-6)
+    # BatchNorm's running statistics were averaged too, and the counter copied.
+    bn = dict(ema.module.named_modules())["1"]
+    assert int(bn.num_batches_tracked) == steps
+
+
+def test_weight_ema_is_a_frozen_copy_and_leaves_the_model_alone() -> None:
+    model = _bn_net()
+    ema = WeightEMA(model, 0.9)
+    assert all(not p.requires_grad for p in ema.module.parameters())
+    assert not ema.module.training
+    states = _sgd_run(model, 3, seed=0)
+    # No optimizer hook: the average has not moved, the model has.
+    assert ema.updates == 0
+    assert not torch.equal(states[-1]["3.weight"], ema.module.state_dict()["3.weight"])
+    ema.update(model)
+    assert ema.module[3].weight.data_ptr() != model[3].weight.data_ptr()
+
+
+@pytest.mark.parametrize(
+    ("decay", "error"),
+    [(1.0, ValueError), (-0.1, ValueError), (True, TypeError), ("0.9", TypeError)],
+)
+def test_weight_ema_rejects_bad_decay(decay: object, error: type) -> None:
+    with pytest.raises(error, match="decay"):
+        WeightEMA(nn.Linear(1, 1), decay)  # type: ignore[arg-type]
+
+
+def test_weight_ema_rejects_a_different_model_and_bad_arguments() -> None:
+    ema = WeightEMA(nn.Linear(2, 1), 0.9)
+    with pytest.raises(ValueError, match="shape"):
+        ema.update(nn.Linear(3, 1))
+    with pytest.raises(ValueError, match="keys"):
+        ema.update(nn.Linear(2, 1, bias=False))
+    with pytest.raises(TypeError, match="model must be"):
+        WeightEMA("net", 0.9)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="optimizer must be"):
+        ema.attach("sgd", nn.Linear(2, 1))  # type: ignore[arg-type]

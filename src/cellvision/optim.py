@@ -1,4 +1,4 @@
-"""Optimizer helpers: weight-decay parameter groups and a warm-up + cosine schedule.
+"""Optimizer helpers: weight-decay parameter groups, a warm-up + cosine schedule, weight EMA.
 
 * :func:`param_groups` splits a model's parameters into a decayed and an undecayed group for
   :class:`torch.optim.AdamW`: biases, normalisation weights, position embeddings and class
@@ -7,6 +7,8 @@
 * :func:`warmup_cosine` returns a :class:`torch.optim.lr_scheduler.LambdaLR` that rises linearly
   to the peak learning rate and then decays it along a half cosine to zero, stepped once per
   batch; :func:`warmup_cosine_factor` is the factor itself.
+* :class:`WeightEMA` keeps an exponential moving average of a model's weights (and BatchNorm
+  statistics), updated after every optimizer step, to predict with instead of the last weights.
 
 References
 ----------
@@ -19,6 +21,7 @@ References
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -27,7 +30,13 @@ from torch import nn
 
 from cellvision.config import check_positive_int
 
-__all__ = ["NO_DECAY_NAMES", "param_groups", "warmup_cosine", "warmup_cosine_factor"]
+__all__ = [
+    "NO_DECAY_NAMES",
+    "WeightEMA",
+    "param_groups",
+    "warmup_cosine",
+    "warmup_cosine_factor",
+]
 
 #: Parameter-name fragments (last component) that are never decayed, besides 1-D tensors.
 NO_DECAY_NAMES: tuple[str, ...] = ("pos_embed", "cls_token", "position_embedding", "class_token")
@@ -220,3 +229,151 @@ def warmup_cosine(
         return warmup_cosine_factor(step, total, warmup)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class WeightEMA:
+    """An exponential moving average of a model's weights, updated after optimizer steps.
+
+    ``module`` is a frozen copy of the model in eval mode. Each :meth:`update` moves every
+    floating-point parameter and buffer of the copy towards the model's,
+    ``ema <- ema + (1 - d) * (model - ema)``, with ``d = min(decay, (1 + n) / (10 + n))`` at the
+    ``n``-th update (counted from 0): the warm-up keeps the randomly initialised first weights
+    from lingering in the average of a short run. Integer buffers (BatchNorm's batch counter)
+    are copied. Averaging the buffers too keeps BatchNorm's running statistics consistent with
+    the averaged weights. :meth:`attach` calls :meth:`update` after every ``optimizer.step()``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model being trained (not wrapped in DDP: pass ``ddp.module``).
+    decay : float
+        Per-update decay in ``[0, 1)``: the average spans about ``1 / (1 - decay)`` steps.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``model`` is not a module or ``decay`` is not a number in ``[0, 1)``.
+
+    References
+    ----------
+    Polyak, B. T. and Juditsky, A. B. Acceleration of stochastic approximation by averaging.
+    SIAM J. Control Optim. 30(4) (1992); Izmailov, P. et al. Averaging weights leads to wider
+    optima and better generalization. UAI (2018).
+
+    Examples
+    --------
+    >>> model = nn.Linear(1, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)
+    >>> ema = WeightEMA(model, decay=0.5)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    >>> handle = ema.attach(optimizer, model)
+    >>> model.weight.grad = torch.full((1, 1), -1.0)
+    >>> optimizer.step()                  # the weight is now 1; the first decay is 1/10
+    >>> round(ema.module.weight.item(), 3)
+    0.9
+    >>> ema.updates
+    1
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)):
+            raise TypeError(f"decay must be a number in [0, 1), got {decay!r}")
+        if not 0.0 <= float(decay) < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+        self.decay = float(decay)
+        self.updates = 0
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def current_decay(self) -> float:
+        """The decay the next :meth:`update` uses (the warm-up of the class docstring).
+
+        Returns
+        -------
+        float
+            ``min(decay, (1 + updates) / (10 + updates))``.
+
+        Examples
+        --------
+        >>> WeightEMA(nn.Linear(1, 1), decay=0.99).current_decay()
+        0.1
+        """
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average one step towards ``model``'s current weights and buffers.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The trained model, with the same parameter and buffer names as :attr:`module`.
+
+        Raises
+        ------
+        ValueError
+            If ``model``'s parameters or buffers do not match the average's.
+
+        Examples
+        --------
+        >>> model = nn.Linear(1, 1)
+        >>> ema = WeightEMA(model, decay=0.9)
+        >>> ema.update(model)
+        >>> torch.equal(ema.module.weight, model.weight)
+        True
+        """
+        weight = 1.0 - self.current_decay()
+        own = dict(self.module.state_dict(keep_vars=True))
+        theirs = dict(model.state_dict(keep_vars=True))
+        if own.keys() != theirs.keys():
+            missing = sorted(own.keys() ^ theirs.keys())
+            raise ValueError(f"model does not match the averaged model: keys {missing[:4]} differ")
+        floats_own, floats_theirs = [], []
+        for name, mine in own.items():
+            other = theirs[name].detach()
+            if mine.shape != other.shape:
+                raise ValueError(
+                    f"model does not match the averaged model: {name} has shape "
+                    f"{tuple(other.shape)}, expected {tuple(mine.shape)}"
+                )
+            if mine.is_floating_point():
+                floats_own.append(mine.data)
+                floats_theirs.append(other.to(mine.dtype))
+            else:
+                mine.data.copy_(other)
+        if floats_own:
+            torch._foreach_lerp_(floats_own, floats_theirs, weight)
+        self.updates += 1
+
+    def attach(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> Any:
+        """Call :meth:`update` with ``model`` after every ``optimizer.step()``.
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer
+            The optimizer that trains ``model``.
+        model : torch.nn.Module
+            The trained model.
+
+        Returns
+        -------
+        torch.utils.hooks.RemovableHandle
+            ``handle.remove()`` stops the updates.
+
+        Examples
+        --------
+        >>> model = nn.Linear(2, 1)
+        >>> ema = WeightEMA(model, decay=0.9)
+        >>> handle = ema.attach(torch.optim.SGD(model.parameters(), lr=0.1), model)
+        >>> handle.remove()
+        """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+
+        def hook(_optimizer: Any, _args: Any, _kwargs: Any) -> None:
+            self.update(model)
+
+        return optimizer.register_step_post_hook(hook)

@@ -254,6 +254,8 @@ def test_new_fields_validate_and_round_trip() -> None:
         ({"mixup": 0.2, "cutmix": 1.0}, "at most one of mixup and cutmix"),
         ({"epochs": 5, "defer_epochs": 5}, r"defer_epochs must be smaller than epochs \(5\)"),
         ({"defer_epochs": -1}, "defer_epochs must be"),
+        ({"ema": 1.0}, r"ema must be a number in \[0, 1\)"),
+        ({"ema": 0.9, "select": "best"}, "ema must be 0 with select='best'"),
         ({"early_alpha": 1.5}, r"early_alpha must be in \[0, 1\]"),
         ({"tau": math.inf}, "tau must be a finite number >= 0"),
         ({"loss": "balanced_softmax", "logit_adjust": 1.0}, "logit_adjust must be 0"),
@@ -738,3 +740,25 @@ def test_deferred_rebalancing_is_deterministic_and_keeps_the_late_prior(small: A
     # The head prior and the post-hoc prior are the late (alpha=1: uniform) mix.
     assert runs[1].class_prior == runs[0].class_prior
     assert CellCycleRecipe.from_json(deferred.to_json()) == deferred
+
+
+def test_weight_average_leaves_training_alone_and_predicts_with_the_average(small: Any) -> None:
+    base = CellCycleRecipe(epochs=2, batch_size=16, width=4, depth=1)
+    runs = [
+        train(base.replace(ema=ema), small, device="cpu", progress=False)
+        for ema in (0.0, 1e-12, 0.9, 0.9)
+    ]
+    losses = [[row["train_loss"] for row in run.history] for run in runs]
+    assert losses[0] == losses[1] == losses[2] == losses[3]  # the average is not trained on
+
+    def state(run: Any) -> list[torch.Tensor]:
+        return list(run.model.state_dict().values())
+
+    # A (numerically) zero decay averages nothing: the last weights and BatchNorm statistics.
+    assert all(torch.equal(a, b) for a, b in zip(state(runs[0]), state(runs[1]), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(state(runs[0]), state(runs[2]), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(state(runs[2]), state(runs[3]), strict=True))
+    assert all(p.requires_grad for p in runs[2].model.parameters())
+    torch.testing.assert_close(
+        runs[2].predict_proba(small.images), runs[3].predict_proba(small.images)
+    )

@@ -50,6 +50,7 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         "deferred re-balancing: the first N epochs draw with --early-alpha (0: off)",
     ),
     ("--early-alpha", "early_alpha", float, "sampler alpha of the deferred epochs"),
+    ("--ema", "ema", float, "decay of the predicted-with moving average of the weights (0: off)"),
     (
         "--n-models",
         "n_models",

@@ -120,7 +120,7 @@ from cellvision.losses import (
 )
 from cellvision.metrics import BalancedClassificationMetrics, ClassificationReport
 from cellvision.models import create_model
-from cellvision.optim import param_groups, warmup_cosine
+from cellvision.optim import WeightEMA, param_groups, warmup_cosine
 from cellvision.sampling import ClassBalancedSampler, expected_class_distribution
 from cellvision.splits import StratifiedKFoldSplitter, stratified_split, train_val_test_split
 from cellvision.tta import predict_tta
@@ -284,6 +284,12 @@ class CellCycleRecipe(Config):
     n_models : int
         Ensemble size: members trained with seeds ``seed, seed + 1, ...`` inside one
         :class:`TrainedClassifier`, whose probabilities are the members' mean.
+    ema : float
+        Decay in ``[0, 1)`` of an exponential moving average of each member's weights and
+        BatchNorm statistics (:class:`~cellvision.optim.WeightEMA`, updated after every
+        optimizer step); the classifier predicts with the average instead of the last
+        weights, at no extra prediction cost. 0 (the default) is off; not allowed with
+        ``select="best"``.
     train_labels : {"merged", "release"}
         The classes the network learns. ``"merged"``: the five classes of
         :data:`~cellvision.data.MERGED_CELL_CYCLE_PHASES` (cells labelled with the seven
@@ -345,6 +351,7 @@ class CellCycleRecipe(Config):
     mixup: float = 0.0
     cutmix: float = 0.0
     n_models: int = 1
+    ema: float = 0.0
     defer_epochs: int = 0
     early_alpha: float = 0.5
     train_labels: str = "merged"
@@ -413,6 +420,19 @@ class CellCycleRecipe(Config):
         if not isinstance(self.channels_last, bool):
             raise TypeError(f"channels_last must be a bool, got {self.channels_last!r}")
         check_positive_int("n_models", self.n_models)
+        self_ema = as_builtin_number(self.ema)
+        object.__setattr__(self, "ema", self_ema)
+        if not (
+            isinstance(self_ema, (int, float))
+            and not isinstance(self_ema, bool)
+            and 0.0 <= self_ema < 1.0
+        ):
+            raise ValueError(f"ema must be a number in [0, 1), got {self.ema!r}")
+        if self_ema and self.select == "best":
+            raise ValueError(
+                f"ema must be 0 with select='best' (the average is of the last steps, not of "
+                f"the best epoch), got {self.ema!r}"
+            )
         check_choice("train_labels", self.train_labels, TRAIN_LABELS)
         check_non_negative_int("seed", self.seed)
 
@@ -1560,6 +1580,9 @@ def _fit_classifier(
             model.parameters() if recipe.decay_all else param_groups(model, recipe.weight_decay)
         )
         optimizer = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        average = WeightEMA(model, recipe.ema) if recipe.ema else None
+        if average is not None:
+            average.attach(optimizer, model)
         scheduler = (
             warmup_cosine(optimizer, epochs * len(train_loader), recipe.warmup_fraction)
             if recipe.schedule == "warmup_cosine"
@@ -1593,6 +1616,10 @@ def _fit_classifier(
             on_epoch_end=on_epoch,
         )
         kept = history.best_epoch() if select_best else int(history[-1]["epoch"])
+        if average is not None:
+            # The average is what the classifier predicts with (trainable again, for
+            # fine-tuning and Grad-CAM).
+            model = average.module.requires_grad_(True)
         return model.eval(), history, kept
 
     # The ensemble: members differ only in their seed (weights, sampler draw, augmentation).
