@@ -102,10 +102,15 @@ def test_warmup_cosine_rejects_bad_arguments() -> None:
         warmup_cosine(optimizer, 10, 1.5)
 
 
-def _sgd_run(model: nn.Module, steps: int, seed: int) -> list[dict[str, torch.Tensor]]:
-    """Train ``model`` with SGD on random batches; the state after every step."""
+def _sgd_run(
+    model: nn.Module, steps: int, seed: int, ema: WeightEMA | None = None
+) -> list[dict[str, torch.Tensor]]:
+    """Train ``model`` with SGD on random batches (``ema`` attached to the optimizer, if
+    given); the model's state after every step."""
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    if ema is not None:
+        ema.attach(optimizer, model)
     states = []
     for _ in range(steps):
         x = torch.randn(8, 3, 4, 4, generator=gen)
@@ -128,19 +133,12 @@ def test_weight_ema_matches_a_naive_running_average(decay: float, steps: int, se
     model = _bn_net()
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
     ema = WeightEMA(model, decay)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    ema.attach(optimizer, model)
-    gen = torch.Generator().manual_seed(seed)
+    states = _sgd_run(model, steps, seed, ema=ema)
     # Reference: the recurrence written out per tensor, in float64.
     expected = {k: v.double() for k, v in start.items()}
-    for n in range(steps):
-        x = torch.randn(8, 3, 4, 4, generator=gen)
-        loss = model(x).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    for n, state in enumerate(states):
         d = min(decay, (1 + n) / (10 + n))
-        for k, v in model.state_dict().items():
+        for k, v in state.items():
             if v.is_floating_point():
                 expected[k] = d * expected[k] + (1 - d) * v.double()
             else:
