@@ -25,6 +25,7 @@ from cellvision.data import (
     CellImageDataset,
     CenterCropOrPad,
     RandomDihedral,
+    RandomRotation,
     RandomTranslate,
     SlidingWindowDataset,
     ZScoreScaler,
@@ -451,6 +452,12 @@ CASES = [
         lambda _: RandomTranslate(-1),
         ValueError,
         ("max_shift", "-1"),
+    ),
+    BadInput(
+        "rotation_nonpositive_zoom",
+        lambda _: RandomRotation(30, scale=(-1.0, 1.0)),
+        ValueError,
+        ("scale", "(-1.0, 1.0)", "positive"),
     ),
     BadInput(
         "transform_wrong_rank",

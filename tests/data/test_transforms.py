@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from cellvision.data.transforms import (
     Normalize,
     RandomDihedral,
     RandomIntensity,
+    RandomRotation,
     RandomTranslate,
     channel_stats,
     to_float_images,
@@ -27,6 +30,7 @@ RANDOM_TRANSFORMS = [
     GaussianNoise((0.0, 0.2)),
     RandomIntensity(),
     RandomIntensity(per_channel=True),
+    RandomRotation(30, scale=(0.9, 1.1)),
     Compose([RandomDihedral(), RandomTranslate(2), GaussianNoise(0.05)]),
 ]
 ALL_TRANSFORMS = [*RANDOM_TRANSFORMS, Normalize([0.5, 0.2], [0.1, 2.0]), CenterCropOrPad(10)]
@@ -269,6 +273,91 @@ def test_compose_applies_in_order_with_shared_generator():
         Compose([t1, 3])  # type: ignore[list-item]
 
 
+def numpy_rotate(img: np.ndarray, degrees: float, zoom: float) -> np.ndarray:
+    """Rotate a (C, H, W) image counter-clockwise on screen about its centre, pixel by pixel.
+
+    Each output pixel samples the input at the inverse rotation of its offset from the centre,
+    folded back into the image by mirroring about its outer edges (the pixel borders at -0.5
+    and size - 0.5), and interpolates bilinearly between the four nearest pixels.
+    """
+    _c, h, w = img.shape
+    t = np.deg2rad(degrees)
+    yc, xc = (h - 1) / 2, (w - 1) / 2
+
+    def fold(v: float, size: int) -> float:
+        v = (v + 0.5) % (2 * size)
+        v = 2 * size - v if v > size else v
+        return min(max(v - 0.5, 0.0), size - 1.0)
+
+    out = np.zeros_like(img)
+    for i in range(h):
+        for j in range(w):
+            dx, dy = j - xc, i - yc
+            sx = fold(xc + (dx * np.cos(t) - dy * np.sin(t)) / zoom, w)
+            sy = fold(yc + (dx * np.sin(t) + dy * np.cos(t)) / zoom, h)
+            x0, y0 = int(np.floor(sx)), int(np.floor(sy))
+            x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+            fx, fy = sx - x0, sy - y0
+            out[:, i, j] = (
+                img[:, y0, x0] * (1 - fx) * (1 - fy)
+                + img[:, y0, x1] * fx * (1 - fy)
+                + img[:, y1, x0] * (1 - fx) * fy
+                + img[:, y1, x1] * fx * fy
+            )
+    return out
+
+
+@pytest.mark.parametrize("degrees", [-37.0, 20.0, 90.0, 133.0])
+@pytest.mark.parametrize("zoom", [1.0, 1.25, 0.8])
+def test_rotation_matches_a_pixel_by_pixel_reference(degrees, zoom):
+    x = torch.rand(2, 2, 5, 7, generator=gen(6), dtype=torch.float64)
+    y = RandomRotation((degrees, degrees), scale=(zoom, zoom))(x, generator=gen())
+    for k in range(2):
+        expected = numpy_rotate(x[k].numpy(), degrees, zoom)
+        np.testing.assert_allclose(y[k].numpy(), expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, -1])
+def test_quarter_turns_equal_rot90_and_zero_is_identity(k):
+    x = torch.rand(3, 2, 6, 6, generator=gen(2))
+    y = RandomRotation((90.0 * k, 90.0 * k))(x)
+    torch.testing.assert_close(y, torch.rot90(x, k, dims=(2, 3)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(RandomRotation(0)(x), x, atol=1e-6, rtol=0)
+
+
+def test_rotation_draws_angles_within_the_range():
+    # A single bright pixel off the centre: its angle about the centre after the rotation is
+    # the angle drawn, which must stay inside [-40, 40] and spread over it.
+    x = torch.zeros(400, 1, 41, 41, dtype=torch.float64)
+    x[:, 0, 20, 35] = 1.0
+    y = RandomRotation(40, padding="zeros")(x, generator=gen(3))
+    rows, cols = torch.meshgrid(torch.arange(41.0), torch.arange(41.0), indexing="ij")
+    mass = y.sum(dim=(1, 2, 3))
+    cy = (y[:, 0] * rows.double()).sum(dim=(1, 2)) / mass
+    cx = (y[:, 0] * cols.double()).sum(dim=(1, 2)) / mass
+    angle = torch.rad2deg(torch.atan2(20.0 - cy, cx - 20.0))  # counter-clockwise, y up
+    assert angle.abs().max() <= 40.5
+    assert angle.min() < -30
+    assert angle.max() > 30
+
+
+def test_rotation_keeps_low_precision_dtypes_and_rejects_bad_arguments():
+    x = torch.rand(2, 1, 8, 8).to(torch.bfloat16)
+    assert RandomRotation(20)(x, generator=gen()).dtype == torch.bfloat16
+    with pytest.raises(TypeError, match="floating-point"):
+        RandomRotation(10)(torch.zeros(1, 4, 4, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="degrees must be a number or a"):
+        RandomRotation("45")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="degrees must be finite"):
+        RandomRotation(math.inf)
+    with pytest.raises(ValueError, match="degrees must be a finite"):
+        RandomRotation((10, -10))
+    with pytest.raises(ValueError, match=r"scale must hold positive zoom factors, got \(0, 1\)"):
+        RandomRotation(10, scale=(0, 1))
+    with pytest.raises(ValueError, match="padding must be one of"):
+        RandomRotation(10, padding="wrap")
+
+
 @settings(max_examples=25)
 @given(
     b=st.integers(1, 4),
@@ -279,7 +368,13 @@ def test_compose_applies_in_order_with_shared_generator():
 def test_property_random_transforms_keep_shape_and_are_finite(b, c, size, seed):
     x = torch.rand(b, c, size, size, generator=gen(seed))
     aug = Compose(
-        [RandomDihedral(), RandomTranslate(size - 1), GaussianNoise(0.1), RandomIntensity()]
+        [
+            RandomDihedral(),
+            RandomRotation(45, scale=(0.8, 1.2)),
+            RandomTranslate(size - 1),
+            GaussianNoise(0.1),
+            RandomIntensity(),
+        ]
     )
     y = aug(x, generator=gen(seed))
     assert y.shape == x.shape
@@ -288,7 +383,15 @@ def test_property_random_transforms_keep_shape_and_are_finite(b, c, size, seed):
 
 def test_gradients_flow_through_transforms():
     x = torch.rand(4, 1, 8, 8, requires_grad=True)
-    aug = Compose([RandomDihedral(), RandomTranslate(2), RandomIntensity(), Normalize([0.5], [2])])
+    aug = Compose(
+        [
+            RandomDihedral(),
+            RandomRotation(30),
+            RandomTranslate(2),
+            RandomIntensity(),
+            Normalize([0.5], [2]),
+        ]
+    )
     aug(x, generator=gen()).sum().backward()
     assert x.grad is not None
     assert torch.isfinite(x.grad).all()

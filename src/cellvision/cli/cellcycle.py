@@ -52,6 +52,12 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
     ("--early-alpha", "early_alpha", float, "sampler alpha of the deferred epochs"),
     ("--ema", "ema", float, "decay of the predicted-with moving average of the weights (0: off)"),
     (
+        "--max-rotation",
+        "max_rotation",
+        float,
+        "largest random rotation of the augmentation, degrees (0: off)",
+    ),
+    (
         "--n-models",
         "n_models",
         int,

@@ -31,6 +31,7 @@ __all__ = [
     "Normalize",
     "RandomDihedral",
     "RandomIntensity",
+    "RandomRotation",
     "RandomTranslate",
     "channel_stats",
     "to_float_images",
@@ -503,6 +504,128 @@ class RandomIntensity(BatchTransform):
         return (
             f"RandomIntensity(scale={self.scale}, offset={self.offset}, "
             f"per_channel={self.per_channel})"
+        )
+
+
+class RandomRotation(BatchTransform):
+    """Rotate (and optionally rescale) every sample by its own random angle about its centre.
+
+    Angles are drawn uniformly from ``degrees`` and zoom factors from ``scale``; output pixels
+    are interpolated bilinearly from the input, and the corners that a rotation brings in from
+    outside the image are filled by ``padding``. A positive angle turns the image
+    counter-clockwise as displayed (row 0 at the top), as :func:`torch.rot90` does for
+    ``k=1``. Angles are in pixel space, so non-square images rotate without shearing.
+
+    Together with :class:`RandomDihedral`, ``degrees=45`` covers every orientation: the
+    dihedral step picks the quarter turn, this one the angle within it. Unlike the dihedral
+    symmetries, an angle that is not a multiple of 90 degrees resamples the pixels, which
+    smooths the image slightly.
+
+    Parameters
+    ----------
+    degrees : float or (float, float)
+        Range of the angle in degrees; a number ``d`` means ``(-d, d)``.
+    scale : (float, float), default (1.0, 1.0)
+        Range of the zoom factor (above 1 enlarges the content); both must be positive.
+    padding : {"reflection", "border", "zeros"}, default "reflection"
+        How pixels from outside the image are filled: mirrored background, the nearest edge
+        pixel, or zero.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``degrees`` or ``scale`` is not a number or a finite ``(low, high)`` pair, a zoom
+        factor is not positive, or ``padding`` is not one of the choices.
+
+    Examples
+    --------
+    >>> x = torch.arange(9.0).reshape(1, 1, 3, 3)
+    >>> quarter = RandomRotation((90, 90))(x)
+    >>> torch.allclose(quarter, torch.rot90(x, 1, dims=(2, 3)), atol=1e-5)
+    True
+    >>> RandomRotation(30, scale=(0.9, 1.1))(torch.rand(4, 2, 40, 40)).shape
+    torch.Size([4, 2, 40, 40])
+    """
+
+    _PADDING = ("reflection", "border", "zeros")
+
+    def __init__(
+        self,
+        degrees: float | tuple[float, float],
+        scale: tuple[float, float] = (1.0, 1.0),
+        *,
+        padding: str = "reflection",
+    ) -> None:
+        if isinstance(degrees, (tuple, list)):
+            self.degrees = _check_range("degrees", degrees)
+        else:
+            value = as_builtin_number(degrees)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"degrees must be a number or a (low, high) pair, got {degrees!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"degrees must be finite, got {degrees!r}")
+            self.degrees = (-abs(float(value)), abs(float(value)))
+        self.scale = _check_range("scale", scale)
+        if self.scale[0] <= 0:
+            raise ValueError(f"scale must hold positive zoom factors, got {scale!r}")
+        if padding not in self._PADDING:
+            raise ValueError(f"padding must be one of {self._PADDING!r}, got {padding!r}")
+        self.padding = padding
+
+    def apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Rotate every sample of ``x`` by its own random angle.
+
+        Parameters
+        ----------
+        x : Tensor
+            Floating-point ``(B, C, H, W)`` batch.
+        generator : torch.Generator or None
+            Source of randomness.
+
+        Returns
+        -------
+        Tensor
+            The rotated batch, same dtype and device.
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not floating point.
+
+        Examples
+        --------
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> torch.allclose(RandomRotation(0).apply(x, None), x, atol=1e-6)
+        True
+        """
+        _check_floating(x, "RandomRotation")
+        b, _c, h, w = x.shape
+        u = torch.rand((2, b), generator=generator, device=_draw_device(generator))
+        u = u.to(x.device, torch.float64)
+        angle = torch.deg2rad(self.degrees[0] + (self.degrees[1] - self.degrees[0]) * u[0])
+        zoom = self.scale[0] + (self.scale[1] - self.scale[0]) * u[1]
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        zero = torch.zeros_like(cos)
+        # affine_grid maps each output location (x right, y down, both in [-1, 1]) to the input
+        # location it samples. Sampling at the inverse rotation turns the content by +angle
+        # counter-clockwise on screen; the h/w factors keep the rotation rigid in pixels.
+        theta = torch.stack(
+            [
+                torch.stack([cos, -sin * h / w, zero], dim=1),
+                torch.stack([sin * w / h, cos, zero], dim=1),
+            ],
+            dim=1,
+        )
+        work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        grid = functional.affine_grid(theta.to(work.dtype), list(work.shape), align_corners=False)
+        out = functional.grid_sample(
+            work, grid, mode="bilinear", padding_mode=self.padding, align_corners=False
+        )
+        return out.to(x.dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomRotation(degrees={self.degrees}, scale={self.scale}, padding={self.padding!r})"
         )
 
 

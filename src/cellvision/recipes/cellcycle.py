@@ -96,6 +96,7 @@ from cellvision.data import (
     Normalize,
     RandomDihedral,
     RandomIntensity,
+    RandomRotation,
     RandomTranslate,
     channel_name,
     channel_stats,
@@ -250,6 +251,10 @@ class CellCycleRecipe(Config):
         Augment training batches.
     max_shift : int
         Largest random shift of the augmentation, in pixels.
+    max_rotation : float
+        Largest angle, in degrees, of a random rotation of the augmentation on top of its
+        dihedral symmetries (:class:`~cellvision.data.transforms.RandomRotation`, bilinear,
+        reflected corners); 0 turns it off, 45 with the quarter turns covers every angle.
     baseline_epochs : int
         Epochs of the raw-pixel linear baseline of :func:`run_study` (0 skips it).
     loss : {"cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_vs_all"}
@@ -340,6 +345,7 @@ class CellCycleRecipe(Config):
     select: str = "last"
     augment: bool = True
     max_shift: int = 4
+    max_rotation: float = 0.0
     baseline_epochs: int = 12
     loss: str = "cross_entropy"
     tau: float = 1.0
@@ -393,6 +399,16 @@ class CellCycleRecipe(Config):
                 raise ValueError(f"{name} must be in (0, 0.5), got {value!r}")
         check_choice("select", self.select, ("last", "best"))
         check_non_negative_int("max_shift", self.max_shift)
+        rotation = as_builtin_number(self.max_rotation)
+        object.__setattr__(self, "max_rotation", rotation)
+        if not (
+            isinstance(rotation, (int, float))
+            and not isinstance(rotation, bool)
+            and 0.0 <= rotation <= 180.0
+        ):
+            raise ValueError(
+                f"max_rotation must be a number of degrees in [0, 180], got {self.max_rotation!r}"
+            )
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
         check_choice("loss", self.loss, LOSSES)
         for name in ("tau", "focal_gamma", "logit_adjust", "mixup", "cutmix"):
@@ -1089,8 +1105,12 @@ class _DeferredSampler(torch.utils.data.Sampler[int]):
         return len(self.late)
 
 
-def _augmentation(max_shift: int, *, seed: int) -> Callable[[Tensor], Tensor]:
+def _augmentation(
+    max_shift: int, *, seed: int, max_rotation: float = 0.0
+) -> Callable[[Tensor], Tensor]:
     steps: list[Any] = [RandomDihedral()]
+    if max_rotation:
+        steps.append(RandomRotation(max_rotation))
     if max_shift:
         steps.append(RandomTranslate(max_shift))
     steps.append(RandomIntensity(scale=(0.9, 1.1), offset=(-0.1, 0.1)))
@@ -1588,7 +1608,11 @@ def _fit_classifier(
             if recipe.schedule == "warmup_cosine"
             else None
         )
-        transform = _augmentation(recipe.max_shift, seed=seed) if augment else None
+        transform = (
+            _augmentation(recipe.max_shift, seed=seed, max_rotation=recipe.max_rotation)
+            if augment
+            else None
+        )
         loss_fn = _training_loss(recipe, prior)
         if recipe.mixup or recipe.cutmix:
             cut = bool(recipe.cutmix)
