@@ -58,6 +58,12 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         "largest random rotation of the augmentation, degrees (0: off)",
     ),
     (
+        "--intensity-jitter",
+        "intensity_jitter",
+        float,
+        "strength of the augmentation's random intensity change (0: off)",
+    ),
+    (
         "--n-models",
         "n_models",
         int,

@@ -255,6 +255,10 @@ class CellCycleRecipe(Config):
         Largest angle, in degrees, of a random rotation of the augmentation on top of its
         dihedral symmetries (:class:`~cellvision.data.transforms.RandomRotation`, bilinear,
         reflected corners); 0 turns it off, 45 with the quarter turns covers every angle.
+    intensity_jitter : float
+        Strength ``j`` of the augmentation's random intensity change of each normalised cell,
+        ``x * U(1 - j, 1 + j) + U(-j, j)`` (:class:`~cellvision.data.transforms.
+        RandomIntensity`); 0 turns it off.
     baseline_epochs : int
         Epochs of the raw-pixel linear baseline of :func:`run_study` (0 skips it).
     loss : {"cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_vs_all"}
@@ -346,6 +350,7 @@ class CellCycleRecipe(Config):
     augment: bool = True
     max_shift: int = 4
     max_rotation: float = 0.0
+    intensity_jitter: float = 0.1
     baseline_epochs: int = 12
     loss: str = "cross_entropy"
     tau: float = 1.0
@@ -408,6 +413,14 @@ class CellCycleRecipe(Config):
         ):
             raise ValueError(
                 f"max_rotation must be a number of degrees in [0, 180], got {self.max_rotation!r}"
+            )
+        jitter = as_builtin_number(self.intensity_jitter)
+        object.__setattr__(self, "intensity_jitter", jitter)
+        if not (
+            isinstance(jitter, (int, float)) and not isinstance(jitter, bool) and 0 <= jitter < 1
+        ):
+            raise ValueError(
+                f"intensity_jitter must be a number in [0, 1), got {self.intensity_jitter!r}"
             )
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
         check_choice("loss", self.loss, LOSSES)
@@ -1106,14 +1119,16 @@ class _DeferredSampler(torch.utils.data.Sampler[int]):
 
 
 def _augmentation(
-    max_shift: int, *, seed: int, max_rotation: float = 0.0
+    max_shift: int, *, seed: int, max_rotation: float = 0.0, intensity_jitter: float = 0.1
 ) -> Callable[[Tensor], Tensor]:
     steps: list[Any] = [RandomDihedral()]
     if max_rotation:
         steps.append(RandomRotation(max_rotation))
     if max_shift:
         steps.append(RandomTranslate(max_shift))
-    steps.append(RandomIntensity(scale=(0.9, 1.1), offset=(-0.1, 0.1)))
+    if intensity_jitter:
+        j = intensity_jitter
+        steps.append(RandomIntensity(scale=(1.0 - j, 1.0 + j), offset=(-j, j)))
     # Draw on a CPU generator: the same augmentation whether batches live on CPU or GPU.
     generator = torch.Generator().manual_seed(seed)
     return functools.partial(Compose(steps, chunk_size=None), generator=generator)
@@ -1609,7 +1624,12 @@ def _fit_classifier(
             else None
         )
         transform = (
-            _augmentation(recipe.max_shift, seed=seed, max_rotation=recipe.max_rotation)
+            _augmentation(
+                recipe.max_shift,
+                seed=seed,
+                max_rotation=recipe.max_rotation,
+                intensity_jitter=recipe.intensity_jitter,
+            )
             if augment
             else None
         )
