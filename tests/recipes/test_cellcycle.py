@@ -282,6 +282,7 @@ def test_presets_and_model_defaults() -> None:
     realtime = default_recipe()
     assert (realtime.train_labels, realtime.logit_adjust, realtime.tta) == ("release", 1.0, "none")
     assert (realtime.amp, realtime.channels_last) == ("bf16", True)
+    assert (legacy.intensity_jitter, realtime.intensity_jitter) == (0.1, 0.0)
     accurate = realtime.replace(n_models=3, tta="d4", logit_adjust=2.0)
     assert default_recipe(preset="accurate") == accurate
     assert default_recipe("cellcycle_resnet").model == "cellcycle_resnet"
