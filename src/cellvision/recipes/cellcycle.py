@@ -493,8 +493,8 @@ _QUICK: dict[str, dict[str, Any]] = {
 #: raised kappa, and tau 2 against tau 1 raised balanced accuracy in 13 of 15 comparisons
 #: (mean +0.013, for 0.002-0.04 kappa); the single-model ``realtime`` keeps tau 1, no views.
 #: Both train without the random intensity change (``intensity_jitter=0``): on real cells it
-#: cost 0.015-0.035 kappa (three seeds) at the same balanced accuracy; the darkfield
-#: intensity that it blurs tells Prophase from G2.
+#: cost 0.015-0.035 kappa (three seeds) at the same balanced accuracy (presumably because the
+#: darkfield intensity that it blurs helps to tell Prophase from G2).
 _PRESETS: dict[str, dict[str, Any]] = {
     "legacy": {"model": "cellcycle_convnet", "channels": ("Ch3",), "loss": "cross_entropy",
                "tta": "none"},
