@@ -36,6 +36,7 @@ from cellvision.recipes.cellcycle import (
     TrainedClassifier,
     default_recipe,
     load_data,
+    resolve_amp,
     subset,
     train,
 )
@@ -87,7 +88,8 @@ def main() -> None:
     fast = quick_classifier(realtime, cells)
     rows.append(("legacy (0.1.0 ConvNet, Ch3), float32", baseline))
     rows.append(("default (realtime), float32", fast.with_options(amp="none", channels_last=False)))
-    rows.append((f"default (realtime), amp={realtime.amp} channels_last", fast))
+    fast_dtype = "bf16" if resolve_amp(realtime.amp, "cpu") else "float32"
+    rows.append((f"default (realtime), amp={realtime.amp} ({fast_dtype}) channels_last", fast))
     name = f"accurate ({accurate.n_models} members x {8 if accurate.tta == 'd4' else 1} views)"
     rows.append((f"{name}, same fast path", quick_classifier(accurate, cells)))
 

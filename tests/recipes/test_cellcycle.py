@@ -281,7 +281,7 @@ def test_presets_and_model_defaults() -> None:
     assert default_recipe().channels == ("Ch3", "Ch6")
     realtime = default_recipe()
     assert (realtime.train_labels, realtime.logit_adjust, realtime.tta) == ("release", 1.0, "none")
-    assert (realtime.amp, realtime.channels_last) == ("bf16", True)
+    assert (realtime.amp, realtime.channels_last) == ("auto", True)
     assert (legacy.intensity_jitter, realtime.intensity_jitter) == (0.1, 0.0)
     accurate = realtime.replace(n_models=3, tta="d4", logit_adjust=2.0)
     assert default_recipe(preset="accurate") == accurate
@@ -407,6 +407,28 @@ def test_bf16_channels_last_path_agrees_with_float32() -> None:
     fast = trained.predict(data.images)
     exact = trained.with_options(amp="none", channels_last=False).predict(data.images)
     assert (fast == exact).float().mean() >= 0.95
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    import cellvision.recipes.cellcycle as cellcycle
+
+    data = make_synthetic_cells([30, 10, 10, 10, 10], size=24, channels=1, seed=2)
+    trained = train(
+        CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1), data, device="cpu",
+        progress=False,
+    )  # fmt: skip
+    monkeypatch.setattr(cellcycle, "_cpu_has_native_bf16", lambda: native)
+    auto = trained.with_options(amp="auto").logits(data.images)
+    expected = trained.with_options(amp="bf16" if native else "none").logits(data.images)
+    other = trained.with_options(amp="none" if native else "bf16").logits(data.images)
+    torch.testing.assert_close(auto, expected, rtol=0, atol=0)
+    assert not torch.equal(auto, other)  # the two precisions do differ on these cells
+    assert cellcycle.resolve_amp("auto", torch.device("meta")) is None
+    with pytest.raises(ValueError, match="mode must be one of"):
+        cellcycle.resolve_amp("fp8")
 
 
 def test_mixup_mixes_images_and_targets_with_one_lambda() -> None:

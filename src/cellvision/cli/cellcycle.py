@@ -75,7 +75,8 @@ _CHOICE_OPTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("--loss", "loss", ("cross_entropy", "logit_adjusted", "balanced_softmax", "focal",
                         "one_vs_all"), "training loss"),
     ("--tta", "tta", ("none", "d4"), "test-time augmentation (d4: 8 dihedral views averaged)"),
-    ("--amp", "amp", ("none", "bf16"), "prediction precision (bf16: bfloat16 autocast)"),
+    ("--amp", "amp", ("none", "bf16", "auto"), "prediction precision (bf16: bfloat16 "
+     "autocast; auto: bf16 where the CPU/GPU computes it natively, else float32)"),
     ("--train-labels", "train_labels", ("merged", "release"), "classes the network learns "
      "(release: G1, S, G2 apart, summed into Interphase when predicting)"),
 )  # fmt: skip

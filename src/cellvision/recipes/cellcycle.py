@@ -150,6 +150,7 @@ __all__ = [
     "evaluate",
     "load_data",
     "load_unlabelled",
+    "resolve_amp",
     "run_study",
     "subset",
     "sweep_objective",
@@ -168,8 +169,9 @@ TTA_MODES = ("none", "d4")
 #: Classes the network of the ``train_labels`` field learns: the five merged ones, or the
 #: release's finer ones (G1, S, G2 apart), merged into the five at prediction.
 TRAIN_LABELS = ("merged", "release")
-#: Prediction precision of the ``amp`` field: float32, or bfloat16 autocast.
-AMP_MODES = ("none", "bf16")
+#: Prediction precision of the ``amp`` field: float32, bfloat16 autocast, or bfloat16 where
+#: the device computes it natively and float32 elsewhere.
+AMP_MODES = ("none", "bf16", "auto")
 #: Named recipes of :func:`default_recipe` (``legacy`` is the 0.1.0 default, kept reproducible).
 PRESETS = ("realtime", "accurate", "legacy")
 #: The preset :func:`default_recipe` returns when neither a model nor a preset is named.
@@ -278,9 +280,12 @@ class CellCycleRecipe(Config):
     tta : {"none", "d4"}
         Test-time augmentation: ``"d4"`` averages the probabilities of the 8 dihedral views
         (:func:`~cellvision.tta.predict_tta`) in every prediction, 8 times the cost.
-    amp : {"none", "bf16"}
+    amp : {"none", "bf16", "auto"}
         Prediction precision: ``"bf16"`` runs the forward passes under bfloat16 autocast
-        (fast on CPUs with AVX-512 bf16 / AMX). Training stays in float32.
+        (fast on CPUs with AVX-512 bf16 / AMX); ``"auto"`` does so only where the device
+        computes bfloat16 natively (a CPU with AVX-512 or AMX for oneDNN, a CUDA GPU with
+        bf16 support) and predicts in float32 elsewhere, where emulated bfloat16 is slower
+        (on an AVX2-only CPU about 4 times). Training stays in float32.
     channels_last : bool
         Predict in ``channels_last`` memory format (the model is converted once when the
         classifier is built or loaded).
@@ -500,10 +505,10 @@ _PRESETS: dict[str, dict[str, Any]] = {
                "tta": "none"},
     "realtime": {"model": "cellcycle_resnet", **_MODEL_DEFAULTS["cellcycle_resnet"],
                  "channels": DEFAULT_CHANNELS, "train_labels": "release", "logit_adjust": 1.0,
-                 "intensity_jitter": 0.0, "amp": "bf16", "channels_last": True, "tta": "none"},
+                 "intensity_jitter": 0.0, "amp": "auto", "channels_last": True, "tta": "none"},
     "accurate": {"model": "cellcycle_resnet", **_MODEL_DEFAULTS["cellcycle_resnet"],
                  "channels": DEFAULT_CHANNELS, "train_labels": "release", "logit_adjust": 2.0,
-                 "intensity_jitter": 0.0, "amp": "bf16", "channels_last": True, "tta": "d4",
+                 "intensity_jitter": 0.0, "amp": "auto", "channels_last": True, "tta": "d4",
                  "n_models": 3},
 }  # fmt: skip
 
@@ -1162,6 +1167,62 @@ def _resolve_progress(progress: bool) -> bool:
 # --------------------------------------------------------------------------- trained model
 _FROM_RECIPE = "recipe"
 _AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16}
+
+
+@functools.cache
+def _cpu_has_native_bf16() -> bool:
+    # oneDNN's own test (AVX-512 or AMX); older torch builds without it: the dispatch level.
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def resolve_amp(mode: str, device: torch.device | str = "cpu") -> torch.dtype | None:
+    """The autocast dtype that the ``amp`` mode of a recipe predicts with on ``device``.
+
+    ``"none"`` is float32 (``None``) and ``"bf16"`` always bfloat16; ``"auto"`` is bfloat16
+    where the device computes it natively (a CPU for which oneDNN reports bfloat16 support,
+    that is AVX-512 or AMX; a CUDA GPU with bf16 support) and float32 elsewhere, where
+    emulated bfloat16 would be slower than float32.
+
+    Parameters
+    ----------
+    mode : {"none", "bf16", "auto"}
+        The recipe's ``amp`` field.
+    device : torch.device or str, default "cpu"
+        Where the forward passes run.
+
+    Returns
+    -------
+    torch.dtype or None
+        ``torch.bfloat16``, or ``None`` for float32.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not one of :data:`AMP_MODES` or ``device`` is not a device.
+
+    Examples
+    --------
+    >>> resolve_amp("none") is None, resolve_amp("bf16")
+    (True, torch.bfloat16)
+    >>> resolve_amp("auto") in (torch.bfloat16, None)
+    True
+    """
+    check_choice("mode", mode, AMP_MODES)
+    device = _resolve_device(device) if isinstance(device, str) else device
+    if not isinstance(device, torch.device):
+        raise ValueError(f"device must be a torch device or its name, got {device!r}")
+    if mode != "auto":
+        return _AMP_DTYPES[mode]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return torch.bfloat16 if _cpu_has_native_bf16() else None
+    return None
+
+
 _INFERENCE_FIELDS = ("tta", "logit_adjust", "amp", "channels_last")
 
 
@@ -1369,8 +1430,15 @@ class TrainedClassifier:
         check_positive_int("batch_size", batch_size)
         x = self._images(images)
         recipe = self.recipe
-        amp = _AMP_DTYPES[recipe.amp] if amp_dtype == _FROM_RECIPE else amp_dtype
-        if amp is not None and not isinstance(amp, torch.dtype):
+        amp: torch.dtype | None
+        if amp_dtype == _FROM_RECIPE:
+            where = (
+                torch.device(device) if device is not None else next(self.model.parameters()).device
+            )
+            amp = resolve_amp(recipe.amp, where)
+        elif amp_dtype is None or isinstance(amp_dtype, torch.dtype):
+            amp = amp_dtype
+        else:
             raise TypeError(f"amp_dtype must be a torch.dtype or None, got {amp_dtype!r}")
         last = recipe.channels_last if channels_last is None else bool(channels_last)
         one_vs_all = recipe.loss == "one_vs_all"
