@@ -420,14 +420,8 @@ class CellCycleRecipe(Config):
             raise ValueError(
                 f"max_rotation must be a number of degrees in [0, 180], got {self.max_rotation!r}"
             )
-        jitter = as_builtin_number(self.intensity_jitter)
+        jitter = check_probability("intensity_jitter", self.intensity_jitter)
         object.__setattr__(self, "intensity_jitter", jitter)
-        if not (
-            isinstance(jitter, (int, float)) and not isinstance(jitter, bool) and 0 <= jitter < 1
-        ):
-            raise ValueError(
-                f"intensity_jitter must be a number in [0, 1), got {self.intensity_jitter!r}"
-            )
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
         check_choice("loss", self.loss, LOSSES)
         for name in ("tau", "focal_gamma", "logit_adjust", "mixup", "cutmix"):
@@ -1130,7 +1124,7 @@ class _DeferredSampler(torch.utils.data.Sampler[int]):
 
 
 def _augmentation(
-    max_shift: int, *, seed: int, max_rotation: float = 0.0, intensity_jitter: float = 0.1
+    max_shift: int, *, seed: int, max_rotation: float, intensity_jitter: float
 ) -> Callable[[Tensor], Tensor]:
     steps: list[Any] = [RandomDihedral()]
     if max_rotation:
