@@ -460,6 +460,12 @@ CASES = [
         ("scale", "(-1.0, 1.0)", "positive"),
     ),
     BadInput(
+        "rotation_unknown_interpolation",
+        lambda _: RandomRotation(30, interpolation="bicubic"),
+        ValueError,
+        ("interpolation", "'bicubic'", "nearest", "bilinear"),
+    ),
+    BadInput(
         "transform_wrong_rank",
         lambda _: RandomDihedral()(torch.zeros(8, 8)),
         ValueError,

@@ -273,12 +273,15 @@ def test_compose_applies_in_order_with_shared_generator():
         Compose([t1, 3])  # type: ignore[list-item]
 
 
-def numpy_rotate(img: np.ndarray, degrees: float, zoom: float) -> np.ndarray:
+def numpy_rotate(
+    img: np.ndarray, degrees: float, zoom: float, mode: str = "bilinear"
+) -> np.ndarray:
     """Rotate a (C, H, W) image counter-clockwise on screen about its centre, pixel by pixel.
 
     Each output pixel samples the input at the inverse rotation of its offset from the centre,
     folded back into the image by mirroring about its outer edges (the pixel borders at -0.5
-    and size - 0.5), and interpolates bilinearly between the four nearest pixels.
+    and size - 0.5), and interpolates bilinearly between the four nearest pixels or takes the
+    nearest one (``mode="nearest"``).
     """
     _c, h, w = img.shape
     t = np.deg2rad(degrees)
@@ -295,6 +298,9 @@ def numpy_rotate(img: np.ndarray, degrees: float, zoom: float) -> np.ndarray:
             dx, dy = j - xc, i - yc
             sx = fold(xc + (dx * np.cos(t) - dy * np.sin(t)) / zoom, w)
             sy = fold(yc + (dx * np.sin(t) + dy * np.cos(t)) / zoom, h)
+            if mode == "nearest":
+                out[:, i, j] = img[:, int(np.rint(sy)), int(np.rint(sx))]
+                continue
             x0, y0 = int(np.floor(sx)), int(np.floor(sy))
             x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
             fx, fy = sx - x0, sy - y0
@@ -315,6 +321,21 @@ def test_rotation_matches_a_pixel_by_pixel_reference(degrees, zoom):
     for k in range(2):
         expected = numpy_rotate(x[k].numpy(), degrees, zoom)
         np.testing.assert_allclose(y[k].numpy(), expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("degrees", [-37.0, 20.0, 133.0])
+@pytest.mark.parametrize("zoom", [1.0, 1.25])
+def test_nearest_rotation_matches_the_reference_and_keeps_the_pixel_values(degrees, zoom):
+    x = torch.rand(2, 2, 5, 7, generator=gen(6), dtype=torch.float64)
+    rotation = RandomRotation((degrees, degrees), scale=(zoom, zoom), interpolation="nearest")
+    y = rotation(x, generator=gen())
+    for k in range(2):
+        expected = numpy_rotate(x[k].numpy(), degrees, zoom, mode="nearest")
+        np.testing.assert_array_equal(y[k].numpy(), expected)
+        # Every output value is one of the input's, channel by channel.
+        for c in range(2):
+            assert set(y[k, c].flatten().tolist()) <= set(x[k, c].flatten().tolist())
+    assert "interpolation='nearest'" in repr(rotation)
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, -1])
@@ -356,6 +377,8 @@ def test_rotation_keeps_low_precision_dtypes_and_rejects_bad_arguments():
         RandomRotation(10, scale=(0, 1))
     with pytest.raises(ValueError, match="padding must be one of"):
         RandomRotation(10, padding="wrap")
+    with pytest.raises(ValueError, match="interpolation must be one of .* got 'cubic'"):
+        RandomRotation(10, interpolation="cubic")
 
 
 @settings(max_examples=25)

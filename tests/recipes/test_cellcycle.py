@@ -258,6 +258,7 @@ def test_new_fields_validate_and_round_trip() -> None:
         ({"ema": 1.0}, r"ema must be a number in \[0, 1\)"),
         ({"max_rotation": -5}, r"max_rotation must be a number of degrees in \[0, 180\]"),
         ({"max_rotation": 270.0}, "got 270.0"),
+        ({"rotation_interpolation": "cubic"}, r"rotation_interpolation must be one of .*'cubic'"),
         ({"intensity_jitter": 1.0}, r"intensity_jitter must be in \[0, 1\), got 1.0"),
         ({"ema": 0.9, "select": "best"}, "ema must be 0 with select='best'"),
         ({"early_alpha": 1.5}, r"early_alpha must be in \[0, 1\]"),
@@ -819,6 +820,13 @@ def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:
     scale = (b[:, -1] - b[:, 0]) / (a[:, -1] - a[:, 0])
     assert bool(((scale > 0.8 - 1e-5) & (scale < 1.2 + 1e-5)).all())
     torch.testing.assert_close(b, a * scale[:, None] + (b[:, :1] - a[:, :1] * scale[:, None]))
-    # A rotation resamples: values are no longer a permutation of the input's.
+    # A bilinear rotation resamples: values are no longer a permutation of the input's.
+    smooth = _augmentation(
+        0, seed=1, max_rotation=45.0, intensity_jitter=0.0, rotation_interpolation="bilinear"
+    )(x)
+    assert not torch.allclose(per_cell_values(smooth), per_cell_values(x))
+    # The default nearest-pixel rotation moves pixels but only copies the cell's own values.
     rotated = _augmentation(0, seed=1, max_rotation=45.0, intensity_jitter=0.0)(x)
-    assert not torch.allclose(per_cell_values(rotated), per_cell_values(x))
+    assert not torch.equal(rotated, plain)
+    for cell, source in zip(rotated, x, strict=True):
+        assert bool(torch.isin(cell, source).all())

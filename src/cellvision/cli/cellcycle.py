@@ -77,6 +77,8 @@ _CHOICE_OPTIONS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("--tta", "tta", ("none", "d4"), "test-time augmentation (d4: 8 dihedral views averaged)"),
     ("--amp", "amp", ("none", "bf16", "auto"), "prediction precision (bf16: bfloat16 "
      "autocast; auto: bf16 where the CPU/GPU computes it natively, else float32)"),
+    ("--rotation-interpolation", "rotation_interpolation", ("nearest", "bilinear"),
+     "resampling of --max-rotation (nearest keeps each pixel's value; bilinear smooths)"),
     ("--train-labels", "train_labels", ("merged", "release"), "classes the network learns "
      "(release: G1, S, G2 apart, summed into Interphase when predicting)"),
 )  # fmt: skip

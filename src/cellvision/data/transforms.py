@@ -511,15 +511,16 @@ class RandomRotation(BatchTransform):
     """Rotate (and optionally rescale) every sample by its own random angle about its centre.
 
     Angles are drawn uniformly from ``degrees`` and zoom factors from ``scale``; output pixels
-    are interpolated bilinearly from the input, and the corners that a rotation brings in from
-    outside the image are filled by ``padding``. A positive angle turns the image
-    counter-clockwise as displayed (row 0 at the top), as :func:`torch.rot90` does for
-    ``k=1``. Angles are in pixel space, so non-square images rotate without shearing.
+    are interpolated from the input (bilinearly, or from the nearest input pixel), and the
+    corners that a rotation brings in from outside the image are filled by ``padding``. A
+    positive angle turns the image counter-clockwise as displayed (row 0 at the top), as
+    :func:`torch.rot90` does for ``k=1``. Angles are in pixel space, so non-square images
+    rotate without shearing.
 
     Together with :class:`RandomDihedral`, ``degrees=45`` covers every orientation: the
     dihedral step picks the quarter turn, this one the angle within it. Unlike the dihedral
-    symmetries, an angle that is not a multiple of 90 degrees resamples the pixels, which
-    smooths the image slightly.
+    symmetries, an angle that is not a multiple of 90 degrees resamples the pixels: bilinear
+    interpolation smooths the image slightly, the nearest pixel keeps every value.
 
     Parameters
     ----------
@@ -530,12 +531,18 @@ class RandomRotation(BatchTransform):
     padding : {"reflection", "border", "zeros"}, default "reflection"
         How pixels from outside the image are filled: mirrored background, the nearest edge
         pixel, or zero.
+    interpolation : {"bilinear", "nearest"}, default "bilinear"
+        How output pixels are computed: bilinear interpolation (smooth, but it blurs fine
+        texture slightly) or the value of the nearest input pixel (every output value is an
+        input value, so the pixel statistics and texture are kept, at the cost of jagged
+        edges).
 
     Raises
     ------
     TypeError, ValueError
         If ``degrees`` or ``scale`` is not a number or a finite ``(low, high)`` pair, a zoom
-        factor is not positive, or ``padding`` is not one of the choices.
+        factor is not positive, or ``padding`` or ``interpolation`` is not one of the
+        choices.
 
     Examples
     --------
@@ -548,6 +555,7 @@ class RandomRotation(BatchTransform):
     """
 
     _PADDING = ("reflection", "border", "zeros")
+    _INTERPOLATION = ("bilinear", "nearest")
 
     def __init__(
         self,
@@ -555,6 +563,7 @@ class RandomRotation(BatchTransform):
         scale: tuple[float, float] = (1.0, 1.0),
         *,
         padding: str = "reflection",
+        interpolation: str = "bilinear",
     ) -> None:
         if isinstance(degrees, (tuple, list)):
             self.degrees = _check_range("degrees", degrees)
@@ -571,6 +580,11 @@ class RandomRotation(BatchTransform):
         if padding not in self._PADDING:
             raise ValueError(f"padding must be one of {self._PADDING!r}, got {padding!r}")
         self.padding = padding
+        if interpolation not in self._INTERPOLATION:
+            raise ValueError(
+                f"interpolation must be one of {self._INTERPOLATION!r}, got {interpolation!r}"
+            )
+        self.interpolation = interpolation
 
     def apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         """Rotate every sample of ``x`` by its own random angle.
@@ -619,13 +633,14 @@ class RandomRotation(BatchTransform):
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()
         grid = functional.affine_grid(theta.to(work.dtype), list(work.shape), align_corners=False)
         out = functional.grid_sample(
-            work, grid, mode="bilinear", padding_mode=self.padding, align_corners=False
+            work, grid, mode=self.interpolation, padding_mode=self.padding, align_corners=False
         )
         return out.to(x.dtype)
 
     def __repr__(self) -> str:
         return (
-            f"RandomRotation(degrees={self.degrees}, scale={self.scale}, padding={self.padding!r})"
+            f"RandomRotation(degrees={self.degrees}, scale={self.scale}, padding={self.padding!r}, "
+            f"interpolation={self.interpolation!r})"
         )
 
 

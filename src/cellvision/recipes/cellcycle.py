@@ -134,6 +134,7 @@ __all__ = [
     "MODELS",
     "PRESETS",
     "QUICK_COUNTS",
+    "ROTATION_INTERPOLATIONS",
     "SWEEP_SPACE",
     "TABLE_METRICS",
     "TRAIN_LABELS",
@@ -172,6 +173,9 @@ TRAIN_LABELS = ("merged", "release")
 #: Prediction precision of the ``amp`` field: float32, bfloat16 autocast, or bfloat16 where
 #: the device computes it natively and float32 elsewhere.
 AMP_MODES = ("none", "bf16", "auto")
+#: Resampling of the ``rotation_interpolation`` field: the nearest input pixel's value, or
+#: bilinear interpolation.
+ROTATION_INTERPOLATIONS = ("nearest", "bilinear")
 #: Named recipes of :func:`default_recipe` (``legacy`` is the 0.1.0 default, kept reproducible).
 PRESETS = ("realtime", "accurate", "legacy")
 #: The preset :func:`default_recipe` returns when neither a model nor a preset is named.
@@ -256,8 +260,13 @@ class CellCycleRecipe(Config):
         Largest random shift of the augmentation, in pixels.
     max_rotation : float
         Largest angle, in degrees, of a random rotation of the augmentation on top of its
-        dihedral symmetries (:class:`~cellvision.data.transforms.RandomRotation`, bilinear,
-        reflected corners); 0 turns it off, 45 with the quarter turns covers every angle.
+        dihedral symmetries (:class:`~cellvision.data.transforms.RandomRotation`, reflected
+        corners); 0 turns it off, 45 with the quarter turns covers every angle.
+    rotation_interpolation : {"nearest", "bilinear"}
+        How that rotation resamples the pixels. ``"nearest"`` (the default) copies the value
+        of the nearest input pixel, so a rotated cell keeps its pixel values and texture;
+        ``"bilinear"`` smooths it, which on real cells cost Prophase recall, since the test
+        cells are never resampled.
     intensity_jitter : float
         Strength ``j`` of the augmentation's random intensity change of each normalised cell,
         ``x * U(1 - j, 1 + j) + U(-j, j)`` (:class:`~cellvision.data.transforms.
@@ -356,6 +365,7 @@ class CellCycleRecipe(Config):
     augment: bool = True
     max_shift: int = 4
     max_rotation: float = 0.0
+    rotation_interpolation: str = "nearest"
     intensity_jitter: float = 0.1
     baseline_epochs: int = 12
     loss: str = "cross_entropy"
@@ -420,6 +430,7 @@ class CellCycleRecipe(Config):
             raise ValueError(
                 f"max_rotation must be a number of degrees in [0, 180], got {self.max_rotation!r}"
             )
+        check_choice("rotation_interpolation", self.rotation_interpolation, ROTATION_INTERPOLATIONS)
         jitter = check_probability("intensity_jitter", self.intensity_jitter)
         object.__setattr__(self, "intensity_jitter", jitter)
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
@@ -1124,11 +1135,16 @@ class _DeferredSampler(torch.utils.data.Sampler[int]):
 
 
 def _augmentation(
-    max_shift: int, *, seed: int, max_rotation: float, intensity_jitter: float
+    max_shift: int,
+    *,
+    seed: int,
+    max_rotation: float,
+    intensity_jitter: float,
+    rotation_interpolation: str = "nearest",
 ) -> Callable[[Tensor], Tensor]:
     steps: list[Any] = [RandomDihedral()]
     if max_rotation:
-        steps.append(RandomRotation(max_rotation))
+        steps.append(RandomRotation(max_rotation, interpolation=rotation_interpolation))
     if max_shift:
         steps.append(RandomTranslate(max_shift))
     if intensity_jitter:
@@ -1696,6 +1712,7 @@ def _fit_classifier(
                 recipe.max_shift,
                 seed=seed,
                 max_rotation=recipe.max_rotation,
+                rotation_interpolation=recipe.rotation_interpolation,
                 intensity_jitter=recipe.intensity_jitter,
             )
             if augment
