@@ -15,9 +15,11 @@ Rows are given by name (``--rows``):
   :func:`~cellvision.recipes.cellcycle.default_recipe`;
 - a loss on the default recipe: ``ce`` (cross-entropy), ``logit_adjusted`` (``la``),
   ``balanced_softmax`` (``bs``), ``focal``, ``one_vs_all`` (``ova``);
-- any of these with ``+tta`` (D4 test-time augmentation) and/or ``+posthoc`` (post-hoc logit
-  adjustment against the training batch mix, tau ``--posthoc-tau``) or ``+posthoc@TAU`` (that
-  tau, e.g. ``ce+posthoc@2``; ``@0`` turns a preset's adjustment off).
+- any of these with ``+tta`` (D4 test-time augmentation of every cell) or ``+tta@C`` (only
+  of the cells whose one-view top probability is at most ``C``, the ``tta_confidence``
+  gate) and/or ``+posthoc`` (post-hoc logit adjustment against the training batch mix, tau
+  ``--posthoc-tau``) or ``+posthoc@TAU`` (that tau, e.g. ``ce+posthoc@2``; ``@0`` turns a
+  preset's adjustment off).
 
 The ``+tta``/``+posthoc`` variants are NOT retrained: each base row is trained once per fold
 and its variants are evaluated from the same trained classifiers
@@ -92,9 +94,12 @@ def parse_row(name: str) -> tuple[str, tuple[str, ...]]:
         known = ", ".join((*PRESET_ROWS, *LOSS_ALIASES))
         raise ValueError(f"row base must be one of {known}, got {name!r}")
     for suffix in suffixes:
-        kind, _, tau = suffix.partition("@")
-        if kind not in SUFFIXES or (tau and (kind != "posthoc" or not _is_float(tau))):
-            raise ValueError(f"row suffixes must be among {SUFFIXES} or posthoc@TAU, got {name!r}")
+        kind, _, value = suffix.partition("@")
+        if kind not in SUFFIXES or (value and not _is_float(value)):
+            raise ValueError(
+                f"row suffixes must be among {SUFFIXES}, posthoc@TAU or tta@CONFIDENCE, "
+                f"got {name!r}"
+            )
     return base, tuple(sorted(set(suffixes)))
 
 
@@ -119,7 +124,9 @@ def base_recipe(base: str, changes: dict[str, Any]) -> CellCycleRecipe:
     if base in PRESET_ROWS:
         recipe = default_recipe(preset=None if base == "default" else base)
     else:
-        recipe = default_recipe().replace(loss=LOSS_ALIASES[base], tta="none", logit_adjust=0.0)
+        recipe = default_recipe().replace(
+            loss=LOSS_ALIASES[base], tta="none", tta_confidence=1.0, logit_adjust=0.0
+        )
     return CellCycleRecipe.from_flat_dict(recipe.to_flat_dict() | changes) if changes else recipe
 
 
@@ -209,11 +216,12 @@ def main(argv: list[str] | None = None) -> int:
             header_printed = True
         options: dict[str, Any] = {}
         for suffix in suffixes:
-            kind, _, tau = suffix.partition("@")
+            kind, _, value = suffix.partition("@")
             if kind == "tta":
                 options["tta"] = "d4"
+                options["tta_confidence"] = float(value) if value else 1.0
             else:
-                options["logit_adjust"] = float(tau) if tau else args.posthoc_tau
+                options["logit_adjust"] = float(value) if value else args.posthoc_tau
         try:
             recipe.replace(**options)  # an invalid variant is skipped before any training
         except ValueError as exc:  # e.g. post-hoc adjustment on a loss that adjusts already

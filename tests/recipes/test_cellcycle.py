@@ -379,6 +379,36 @@ def test_tta_averages_the_eight_dihedral_views(small: Any) -> None:
     assert not torch.allclose(plain, expected, atol=1e-4)
 
 
+def test_the_tta_gate_views_only_the_unsure_cells(small: Any, tmp_path: Path) -> None:
+    recipe = CellCycleRecipe(epochs=1, batch_size=16, width=4, depth=1, tta="d4", logit_adjust=1.0)
+    trained = train(recipe, small, device="cpu", progress=False)
+    full = trained.predict_proba(small.images)
+    single = trained.with_options(tta="none").predict_proba(small.images)
+    top = single.amax(dim=1)
+    gate = float(top.median())
+    unsure = top <= gate
+    assert 0 < int(unsure.sum()) < len(small)
+    gated = trained.with_options(tta_confidence=gate)
+    # Oracle: the full 8-view probabilities for the unsure cells, one view for the rest.
+    expected = torch.where(unsure[:, None], full, single)
+    torch.testing.assert_close(gated.predict_proba(small.images), expected, atol=1e-5, rtol=1e-4)
+    # The forward passes see every cell once, and the unsure ones 8 more times.
+    seen: list[int] = []
+    hook = trained.model.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    try:
+        gated.predict_proba(small.images)
+    finally:
+        hook.remove()
+    assert sum(seen) == len(small) + 8 * int(unsure.sum())
+    # 0 views no cell 8 ways, 1 every cell; the gate travels with a checkpoint.
+    nothing = trained.with_options(tta_confidence=0.0).predict_proba(small.images)
+    torch.testing.assert_close(nothing, single, atol=1e-6, rtol=0)
+    again = TrainedClassifier.load(gated.save(tmp_path / "gated.pt"))
+    assert again.recipe.tta_confidence == gate
+    with pytest.raises(ValueError, match=r"tta_confidence must be .*got 1\.5"):
+        trained.with_options(tta_confidence=1.5)
+
+
 def test_an_ensemble_averages_its_members_and_survives_save_load(
     small: Any, tmp_path: Path
 ) -> None:

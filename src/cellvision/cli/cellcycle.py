@@ -41,6 +41,12 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         float,
         "post-hoc logit adjustment at prediction (0: off)",
     ),
+    (
+        "--tta-confidence",
+        "tta_confidence",
+        float,
+        "with --tta d4, cells whose one-view top probability is above this skip the views",
+    ),
     ("--mixup", "mixup", float, "mixup Beta(alpha, alpha) strength (0: off)"),
     ("--cutmix", "cutmix", float, "CutMix Beta(alpha, alpha) strength (0: off)"),
     (
