@@ -1469,13 +1469,19 @@ class TrainedClassifier:
         if recipe.tta != "none" and recipe.tta_confidence < 1.0:
             # The confidence gate: one view for every cell, then the views for the cells whose
             # single-view prediction is not confident enough.
-            options = {"batch_size": batch_size, "device": device, "amp_dtype": amp}
-            scores = self.with_options(tta="none").logits(x, channels_last=last, **options)
+            scores = self.with_options(tta="none").logits(
+                x, batch_size=batch_size, device=device, amp_dtype=amp, channels_last=last
+            )
             top = scores.softmax(dim=1).amax(dim=1)
             unsure = torch.nonzero(top <= recipe.tta_confidence).flatten()
             if unsure.numel():
-                viewed = self.with_options(tta_confidence=1.0)
-                scores[unsure] = viewed.logits(x[unsure], channels_last=last, **options)
+                scores[unsure] = self.with_options(tta_confidence=1.0).logits(
+                    x[unsure],
+                    batch_size=batch_size,
+                    device=device,
+                    amp_dtype=amp,
+                    channels_last=last,
+                )
             return scores
         one_vs_all = recipe.loss == "one_vs_all"
         batches = _NormalizedBatches(x, None, self.normalize, batch_size)
