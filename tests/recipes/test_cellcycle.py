@@ -841,10 +841,14 @@ def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:
         return batch.flatten(1).sort(dim=1).values
 
     # No shift, rotation or jitter: only the dihedral symmetries, which permute pixels.
-    plain = _augmentation(0, seed=1, max_rotation=0.0, intensity_jitter=0.0)(x)
+    plain = _augmentation(
+        0, seed=1, max_rotation=0.0, intensity_jitter=0.0, rotation_interpolation="nearest"
+    )(x)
     torch.testing.assert_close(per_cell_values(plain), per_cell_values(x), rtol=0, atol=0)
     # The jitter rescales each cell: its sorted values change, but as x * scale + offset.
-    jittered = _augmentation(0, seed=1, max_rotation=0.0, intensity_jitter=0.2)(x)
+    jittered = _augmentation(
+        0, seed=1, max_rotation=0.0, intensity_jitter=0.2, rotation_interpolation="nearest"
+    )(x)
     a, b = per_cell_values(x), per_cell_values(jittered)
     assert not torch.equal(a, b)
     scale = (b[:, -1] - b[:, 0]) / (a[:, -1] - a[:, 0])
@@ -855,8 +859,10 @@ def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:
         0, seed=1, max_rotation=45.0, intensity_jitter=0.0, rotation_interpolation="bilinear"
     )(x)
     assert not torch.allclose(per_cell_values(smooth), per_cell_values(x))
-    # The default nearest-pixel rotation moves pixels but only copies the cell's own values.
-    rotated = _augmentation(0, seed=1, max_rotation=45.0, intensity_jitter=0.0)(x)
+    # The nearest-pixel rotation (the recipe's default) only copies the cell's own values.
+    rotated = _augmentation(
+        0, seed=1, max_rotation=45.0, intensity_jitter=0.0, rotation_interpolation="nearest"
+    )(x)
     assert not torch.equal(rotated, plain)
     for cell, source in zip(rotated, x, strict=True):
         assert bool(torch.isin(cell, source).all())
