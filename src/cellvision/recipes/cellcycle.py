@@ -518,7 +518,8 @@ _QUICK: dict[str, dict[str, Any]] = {
 #: any angle, resampled by nearest pixel (bilinear smoothing cost Prophase recall): balanced
 #: accuracy rose in all 6 benchmark comparisons (two seeds, two fold seeds, with and without
 #: views), by 0.02 on average at about the same kappa; the 2-thread command run gave 0.683
-#: against 0.689, within the fold noise.
+#: against 0.689, within the fold noise (kappa 0.738), and ``--preset accurate`` 0.720 at
+#: kappa 0.744 (1,531 s on 2 threads). Neither reaches 0.75 balanced accuracy.
 _PRESETS: dict[str, dict[str, Any]] = {
     "legacy": {"model": "cellcycle_convnet", "channels": ("Ch3",), "loss": "cross_entropy",
                "tta": "none"},
