@@ -21,11 +21,14 @@ trained for one epoch on the embedded real sample. A recipe with a test-time aug
 sure the trained network is, so it is trained for its full schedule on 80% of the sample and
 timed on the held-out 20% (repeated to fill the batch), the fraction of cells it viewed
 printed; two more rows time the same classifier with every cell viewed (the worst case) and
-with one view only. ``--agreement`` reports how often the float32 and fast-path predictions of
-the default agree on the held-out cells. The target of the default's fast path: >= 5,000
+with one view only. ``--gate C [C ...]`` does the same for the default with D4 views gated at
+each ``C`` (one row and one printed fraction per gate), whatever the preset's own gate.
+``--agreement`` reports how often the float32 and fast-path predictions of the default agree
+on the held-out cells. The target of the default's fast path: >= 5,000
 cells/s on 2 threads.
 
-Run ``PYTHONPATH=src python benchmarks/bench_inference.py [--threads 2] [--agreement]``.
+Run ``PYTHONPATH=src python benchmarks/bench_inference.py [--threads 2] [--agreement]
+[--gate 0.5 0.8]``.
 """
 
 from __future__ import annotations
@@ -70,10 +73,10 @@ def quick_classifier(recipe: CellCycleRecipe, data: CellImageDataset) -> Trained
     return train(recipe.replace(epochs=1, baseline_epochs=0), data, device="cpu", progress=False)
 
 
-def gated_fraction(classifier: TrainedClassifier, images: torch.Tensor) -> float:
-    """Fraction of ``images`` whose one-view top probability is within the TTA gate."""
+def gated_fraction(classifier: TrainedClassifier, images: torch.Tensor, gate: float) -> float:
+    """Fraction of ``images`` whose one-view top probability is within ``gate``."""
     single = classifier.with_options(tta="none").predict_proba(images, batch_size=BATCH)
-    return float((single.amax(dim=1) <= classifier.recipe.tta_confidence).float().mean())
+    return float((single.amax(dim=1) <= gate).float().mean())
 
 
 def main() -> None:
@@ -82,6 +85,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (default: 5)")
     parser.add_argument(
         "--agreement", action="store_true", help="also compare float32 and fast-path predictions"
+    )
+    parser.add_argument(
+        "--gate",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="C",
+        help="also time the default with D4 views gated at each C (tta_confidence)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,14 +105,15 @@ def main() -> None:
     cells, _ = load_data(channels=realtime.channels, release_labels=True)
     train_idx, test_idx = stratified_split(cells.targets, 0.2, seed=0)
     held_out = subset(cells, test_idx)
-    gated = realtime.tta != "none" and realtime.tta_confidence < 1.0
+    own_gate = realtime.tta != "none" and realtime.tta_confidence < 1.0
+    gated = own_gate or bool(args.gate)
     if gated or args.agreement:
         print(f"training the default on {len(train_idx)} sample cells ({realtime.epochs} epochs)")
         fast = train(realtime, subset(cells, train_idx), device="cpu", progress=False)
     else:
         fast = quick_classifier(realtime, cells)
     fast_dtype = "bf16" if resolve_amp(realtime.amp, "cpu") else "float32"
-    views = f"tta {realtime.tta}" + (f" gated at {realtime.tta_confidence}" if gated else "")
+    views = f"tta {realtime.tta}" + (f" gated at {realtime.tta_confidence}" if own_gate else "")
     rows: list[tuple[str, TrainedClassifier, torch.Tensor]] = [
         (
             "legacy (0.1.0 ConvNet, Ch3), float32",
@@ -114,8 +126,11 @@ def main() -> None:
     rows.append((f"default (realtime, {views}), float32",
                  fast.with_options(amp="none", channels_last=False), sample))  # fmt: skip
     rows.append((f"default, amp={realtime.amp} ({fast_dtype}) channels_last", fast, sample))
+    for gate in args.gate:
+        rows.append((f"default, fast path, 8 views gated at {gate}",
+                     fast.with_options(tta="d4", tta_confidence=gate), sample))  # fmt: skip
     if gated:
-        every = fast.with_options(tta_confidence=1.0)
+        every = fast.with_options(tta="d4", tta_confidence=1.0)
         rows.append(("default, fast path, every cell 8 views", every, sample))
         rows.append(("default, fast path, one view", fast.with_options(tta="none"), sample))
     name = f"accurate ({accurate.n_models} members x {8 if accurate.tta == 'd4' else 1} views)"
@@ -127,9 +142,12 @@ def main() -> None:
         rate = cells_per_second(classifier, images, args.repeats)
         base_rate = base_rate or rate
         print(f"{name:52s} {rate:9.0f} cells/s   x{rate / base_rate:5.2f} vs legacy")
-    if gated:
-        share = gated_fraction(fast, held_out.images)
-        print(f"the gate viewed {share:.1%} of the {len(held_out)} held-out sample cells 8 ways")
+    for gate in ([realtime.tta_confidence] if own_gate else []) + args.gate:
+        share = gated_fraction(fast, held_out.images, gate)
+        print(
+            f"the gate {gate} viewed {share:.1%} of the {len(held_out)} held-out sample cells"
+            " 8 ways"
+        )
 
     if args.agreement:
         slow = fast.with_options(amp="none", channels_last=False).predict(held_out.images)
