@@ -17,7 +17,7 @@ views, and scores other heads on the same frozen embeddings of each fold's held-
   softmax with temperature 0.05;
 - ``refit``: the linear head retrained on the frozen training embeddings (all 8 views) with
   class-balanced cross-entropy and L2 strength ``lambda`` (the "classifier re-training" of
-  Kang et al.), by L-BFGS; each class's fine labels (G1/S/G2 apart) as in training.
+  Kang et al.), by L-BFGS, on the fine labels (G1, S and G2 apart) as in training.
 
 Every head predicts the 7 release classes and is scored on the 5 merged ones (Interphase =
 G1 + S + G2, probabilities summed), as the recipe does. Columns: mean +- sd over folds of
