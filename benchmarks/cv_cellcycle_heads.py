@@ -8,7 +8,7 @@ every cell's 128-d embedding (``forward_features``, float32) under each of the 8
 views, and scores other heads on the same frozen embeddings of each fold's held-out cells:
 
 - ``linear``: the trained head with post-hoc adjustment by the sampler's training mix at
-  each ``--taus`` value (``linear v1 tau1`` is the default recipe as it ships: it matches the
+  each ``--taus`` value (``linear tau1 v1`` is the default recipe as it ships: it matches the
   ``trained default`` row up to the default's bfloat16 prediction), on one view or the mean
   probability of 8 views;
 - ``tau-norm``: the trained head's class weight vectors divided by their norm to the power
@@ -45,6 +45,7 @@ from cv_cellcycle_real import DEFAULT_DATA, base_recipe, parse_set
 
 from cellvision.data import INTERPHASE_MERGE, merge_labels, to_float_images
 from cellvision.features import extract_features
+from cellvision.losses import adjust_logits
 from cellvision.metrics import BalancedClassificationMetrics, ClassificationReport
 from cellvision.recipes.cellcycle import cross_validate, load_data
 from cellvision.tta import dihedral_views
@@ -137,20 +138,23 @@ def main(argv: list[str] | None = None) -> int:
         priors.append(torch.tensor(clf.class_prior))
     n_fine = len(data.class_names)
 
-    def score(name: str, head: Head, views: int) -> None:
-        predicted = torch.empty_like(merged)
-        reports = []
-        for k in range(args.folds):
-            held_out = fold_of == k
-            proba = torch.softmax(head(k, held_out)[:views], dim=-1).mean(0)
-            merged_proba = torch.zeros(len(proba), len(merged_names)).index_add_(
-                1, to_merged, proba
-            )
-            predicted[held_out] = merged_proba.argmax(1)
-            metric = BalancedClassificationMetrics(len(merged_names), class_names=merged_names)
-            reports.append(metric.update(merged_proba.log(), merged[held_out]).compute())
-        pooled = BalancedClassificationMetrics(len(merged_names), class_names=merged_names)
-        print_row(name, reports, pooled.update(predicted, merged).compute())
+    def score(name: str, head: Head) -> None:
+        # Each head is fitted once per fold; its 1-view and 8-view rows share the logits.
+        logits = [head(k, fold_of == k) for k in range(args.folds)]
+        for views in (1, 8):
+            predicted = torch.empty_like(merged)
+            reports = []
+            for k in range(args.folds):
+                held_out = fold_of == k
+                proba = torch.softmax(logits[k][:views], dim=-1).mean(0)
+                merged_proba = torch.zeros(len(proba), len(merged_names)).index_add_(
+                    1, to_merged, proba
+                )
+                predicted[held_out] = merged_proba.argmax(1)
+                metric = BalancedClassificationMetrics(len(merged_names), class_names=merged_names)
+                reports.append(metric.update(merged_proba.log(), merged[held_out]).compute())
+            pooled = BalancedClassificationMetrics(len(merged_names), class_names=merged_names)
+            print_row(f"{name} v{views}", reports, pooled.update(predicted, merged).compute())
 
     def print_row(
         name: str, reports: list[ClassificationReport], pooled: ClassificationReport
@@ -170,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     print_row("trained default", result.fold_reports, result.pooled)
 
     def linear(tau: float) -> Head:
-        return lambda k, m: heads[k](emb[k][:, m]) - tau * priors[k].log()
+        def head(k: int, m: Tensor) -> Tensor:
+            logits: Tensor = heads[k](emb[k][:, m])
+            return adjust_logits(logits.flatten(0, 1), priors[k], tau=tau).view_as(logits)
+
+        return head
 
     def tau_norm(t: float) -> Head:
         def head(k: int, m: Tensor) -> Tensor:
@@ -198,14 +206,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return head
 
-    for views in (1, 8):
-        for tau in args.taus:
-            score(f"linear v{views} tau{tau:g}", linear(tau), views)
-        for t in (0.5, 1.0):
-            score(f"tau-norm v{views} t{t:g}", tau_norm(t), views)
-        score(f"ncm v{views}", ncm, views)
-        for l2 in args.lambdas:
-            score(f"refit v{views} lambda{l2:g}", refit(l2), views)
+    for tau in args.taus:
+        score(f"linear tau{tau:g}", linear(tau))
+    for t in (0.5, 1.0):
+        score(f"tau-norm t{t:g}", tau_norm(t))
+    score("ncm", ncm)
+    for l2 in args.lambdas:
+        score(f"refit lambda{l2:g}", refit(l2))
     return 0
 
 
