@@ -15,6 +15,7 @@ from cellvision.data.transforms import (
     Compose,
     GaussianNoise,
     Normalize,
+    RandomChannelDrop,
     RandomDihedral,
     RandomIntensity,
     RandomRotation,
@@ -31,6 +32,8 @@ RANDOM_TRANSFORMS = [
     RandomIntensity(),
     RandomIntensity(per_channel=True),
     RandomRotation(30, scale=(0.9, 1.1)),
+    RandomChannelDrop(0.5),
+    RandomChannelDrop(0.7, channels=[1], fill=-1.0),
     Compose([RandomDihedral(), RandomTranslate(2), GaussianNoise(0.05)]),
 ]
 ALL_TRANSFORMS = [*RANDOM_TRANSFORMS, Normalize([0.5, 0.2], [0.1, 2.0]), CenterCropOrPad(10)]
@@ -94,7 +97,8 @@ def test_independent_choice_per_sample(transform):
     x = torch.rand(1, 2, 12, 12, generator=gen(4)).expand(32, -1, -1, -1).contiguous()
     y = transform(x, generator=gen(0))
     distinct = {tuple(v.flatten().tolist()) for v in y}
-    assert len(distinct) > 4
+    # A channel drop has only 2-3 outcomes (nothing, or one of the channels blanked).
+    assert len(distinct) > (1 if isinstance(transform, RandomChannelDrop) else 4)
 
 
 @pytest.mark.parametrize("transform", RANDOM_TRANSFORMS, ids=repr)
@@ -198,6 +202,56 @@ def test_random_intensity_is_per_sample_affine_within_ranges():
 def test_random_intensity_rejects_bad_ranges(scale, offset):
     with pytest.raises(ValueError, match="scale|offset"):
         RandomIntensity(scale=scale, offset=offset)
+
+
+@pytest.mark.parametrize("channels", [None, (1,), (0, 2)])
+def test_channel_drop_blanks_one_eligible_channel_of_picked_samples(channels):
+    # Oracle, sample by sample: either the sample is unchanged, or exactly one channel among
+    # the eligible ones equals the fill and every other channel is unchanged.
+    p, fill = 0.4, -3.0
+    x = torch.rand(4000, 3, 4, 4, generator=gen(0)) + 1.0  # never equal to the fill
+    y = RandomChannelDrop(p, channels=channels, fill=fill)(x, generator=gen(1))
+    eligible = set(range(3)) if channels is None else set(channels)
+    blanked = (y == fill).flatten(2).all(2).numpy()  # (B, C): channel set to the fill
+    kept = (y == x).flatten(2).all(2).numpy()
+    np.testing.assert_array_equal(blanked | kept, np.ones_like(kept))
+    n_blanked = blanked.sum(1)
+    assert set(n_blanked.tolist()) <= {0, 1}
+    dropped = np.flatnonzero(blanked.any(0))
+    assert set(dropped.tolist()) == eligible  # every eligible channel occurs, no other one
+    # The picked share and the channel choice follow p and the uniform draw (4000 samples:
+    # 5 standard errors of a Bernoulli share).
+    assert abs(n_blanked.mean() - p) < 5 * math.sqrt(p * (1 - p) / len(x))
+    per_channel = blanked.sum(0)[sorted(eligible)] / n_blanked.sum()
+    assert np.all(np.abs(per_channel - 1 / len(eligible)) < 0.05)
+
+
+def test_channel_drop_edge_probabilities_and_bad_arguments():
+    x = torch.rand(16, 2, 3, 3, generator=gen(0))
+    assert torch.equal(RandomChannelDrop(0.0)(x, generator=gen(1)), x)
+    every = RandomChannelDrop(1.0)(x, generator=gen(1))
+    assert ((every == 0).flatten(2).all(2).sum(1) == 1).all()
+    assert repr(RandomChannelDrop(0.5, channels=[1])) == (
+        "RandomChannelDrop(p=0.5, channels=(1,), fill=0.0)"
+    )
+    with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\], got 1.5"):
+        RandomChannelDrop(1.5)
+    with pytest.raises(TypeError, match="p must be a number"):
+        RandomChannelDrop("0.5")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="channels must be a non-empty sequence"):
+        RandomChannelDrop(0.5, channels=[])
+    with pytest.raises(ValueError, match="channels must be a non-empty sequence.*-1"):
+        RandomChannelDrop(0.5, channels=[-1])
+    with pytest.raises(ValueError, match="must not repeat"):
+        RandomChannelDrop(0.5, channels=[1, 1])
+    with pytest.raises(ValueError, match="fill must be a finite number"):
+        RandomChannelDrop(0.5, fill=float("nan"))
+    with pytest.raises(ValueError, match=r"channels \(2,\) must index the 2 channel"):
+        RandomChannelDrop(0.5, channels=[2])(x)
+    with pytest.raises(ValueError, match="at least 2 channels"):
+        RandomChannelDrop(0.5)(x[:, :1])
+    with pytest.raises(TypeError, match="floating-point"):
+        RandomChannelDrop(0.5)(torch.zeros(2, 2, 3, 3, dtype=torch.uint8))
 
 
 def test_normalize_matches_numpy():

@@ -260,6 +260,13 @@ def test_new_fields_validate_and_round_trip() -> None:
         ({"max_rotation": 270.0}, "got 270.0"),
         ({"rotation_interpolation": "cubic"}, r"rotation_interpolation must be one of .*'cubic'"),
         ({"intensity_jitter": 1.0}, r"intensity_jitter must be in \[0, 1\), got 1.0"),
+        ({"channel_dropout": 1.0}, r"channel_dropout must be in \[0, 1\), got 1.0"),
+        (
+            {"channel_dropout_channels": ("Ch4",)},
+            r"channel_dropout_channels must be distinct names among channels .*'Ch4'",
+        ),
+        ({"channel_dropout_channels": ("Ch6", "Ch6")}, "channel_dropout_channels must be distinct"),
+        ({"channels": ("Ch3",), "channel_dropout": 0.5}, "channel_dropout must be 0 with a single"),
         ({"ema": 0.9, "select": "best"}, "ema must be 0 with select='best'"),
         ({"early_alpha": 1.5}, r"early_alpha must be in \[0, 1\]"),
         ({"tau": math.inf}, "tau must be a finite number >= 0"),
@@ -832,6 +839,52 @@ def test_rotation_augmentation_trains_deterministically_and_changes_the_draws(
     assert losses[1] == losses[2]  # deterministic for a seed
     assert losses[0] != losses[1]  # the rotation changed what the network saw
     assert CellCycleRecipe.from_json(rotated.to_json()) == rotated
+
+
+def test_channel_dropout_blanks_the_named_channel_of_training_cells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cellvision.recipes.cellcycle as cellcycle
+
+    # The augmentation alone: channel 1 is blanked in (nearly) every cell, channel 0 only
+    # moves by the dihedral symmetries.
+    x = torch.randn(256, 2, 8, 8, generator=torch.Generator().manual_seed(0)) + 5.0
+    out = _augmentation(
+        0, seed=1, max_rotation=0.0, intensity_jitter=0.0, rotation_interpolation="nearest",
+        channel_dropout=0.9, dropout_channels=(1,),
+    )(x)  # fmt: skip
+    blank = (out[:, 1] == 0).flatten(1).all(1)
+    assert 0.8 < blank.float().mean().item() < 0.97
+    assert not (out[:, 0] == 0).flatten(1).all(1).any()
+    torch.testing.assert_close(
+        out[:, 0].flatten(1).sort(1).values, x[:, 0].flatten(1).sort(1).values, rtol=0, atol=0
+    )
+    # Wired through training: the network sees Ch6 blanked in its training batches (named by
+    # channel), never in prediction.
+    seen: list[torch.Tensor] = []
+    build = cellcycle.create_model
+
+    def recording_model(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        model = build(*args, **kwargs)
+        model.register_forward_pre_hook(
+            lambda m, inputs: seen.append(inputs[0].detach().clone()) if m.training else None
+        )
+        return model
+
+    monkeypatch.setattr(cellcycle, "create_model", recording_model)
+    data = make_synthetic_cells([24, 10, 8, 8, 8], size=16, channels=2, seed=3)
+    recipe = CellCycleRecipe(
+        epochs=1, batch_size=16, width=4, depth=1, channels=("Ch3", "Ch6"),
+        channel_dropout=0.9, channel_dropout_channels=("Ch6",),
+    )  # fmt: skip
+    trained = train(recipe, data, device="cpu", progress=False)
+    batches = torch.cat(seen)
+    blanked = (batches == 0).flatten(2).all(2)  # (cells, channels)
+    assert blanked[:, 0].sum() == 0
+    assert blanked[:, 1].float().mean() > 0.75
+    seen.clear()
+    trained.predict_proba(data.images)
+    assert not seen  # eval mode: the hook records nothing, prediction is not augmented
 
 
 def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:

@@ -70,6 +70,12 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         "strength of the augmentation's random intensity change (0: off)",
     ),
     (
+        "--channel-dropout",
+        "channel_dropout",
+        float,
+        "probability that a training cell loses one channel (set to its mean; 0: off)",
+    ),
+    (
         "--n-models",
         "n_models",
         int,

@@ -29,6 +29,7 @@ __all__ = [
     "Compose",
     "GaussianNoise",
     "Normalize",
+    "RandomChannelDrop",
     "RandomDihedral",
     "RandomIntensity",
     "RandomRotation",
@@ -505,6 +506,128 @@ class RandomIntensity(BatchTransform):
             f"RandomIntensity(scale={self.scale}, offset={self.offset}, "
             f"per_channel={self.per_channel})"
         )
+
+
+class RandomChannelDrop(BatchTransform):
+    """Blank one channel of randomly chosen samples (modality dropout).
+
+    Each sample is picked with probability ``p``; in a picked sample one channel, drawn
+    uniformly from ``channels``, is set to ``fill`` everywhere. Applied after
+    :class:`Normalize`, the default ``fill=0`` is that channel's training mean, so the
+    network sees the cell as if that channel carried no information. A network trained this
+    way has to classify from each channel alone as well as from both together, which keeps
+    the cues of every channel in use instead of only the easiest one.
+
+    Parameters
+    ----------
+    p : float
+        Probability in ``[0, 1]`` that a sample loses a channel.
+    channels : sequence of int, optional
+        Indices of the channels that may be blanked (distinct, ``>= 0``); every channel when
+        ``None``, which needs at least two channels in the input so that no sample is left
+        blank.
+    fill : float, default 0.0
+        Value written into the blanked channel.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``p`` is not a probability, ``channels`` is empty, repeats an index or holds a
+        negative or non-integer one, or ``fill`` is not a finite number.
+
+    Examples
+    --------
+    >>> x = torch.ones(4, 2, 3, 3)
+    >>> y = RandomChannelDrop(1.0, channels=[1])(x, generator=torch.Generator().manual_seed(0))
+    >>> y[:, 0].sum().item(), y[:, 1].sum().item()
+    (36.0, 0.0)
+    """
+
+    def __init__(
+        self, p: float, *, channels: Sequence[int] | None = None, fill: float = 0.0
+    ) -> None:
+        p = as_builtin_number(p)  # type: ignore[assignment]
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise TypeError(f"p must be a number in [0, 1], got {p!r}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be a number in [0, 1], got {p!r}")
+        self.p = float(p)
+        self.channels: tuple[int, ...] | None = None
+        if channels is not None:
+            if not isinstance(channels, (list, tuple)):
+                raise TypeError(f"channels must be a sequence of ints or None, got {channels!r}")
+            items = [as_builtin_number(c) for c in channels]
+            indices = [c for c in items if isinstance(c, int) and not isinstance(c, bool)]
+            if not items or len(indices) != len(items) or min(indices) < 0:
+                raise ValueError(
+                    f"channels must be a non-empty sequence of channel indices >= 0, got "
+                    f"{channels!r}"
+                )
+            if len(set(indices)) != len(indices):
+                raise ValueError(f"channels must not repeat an index, got {channels!r}")
+            self.channels = tuple(indices)
+        fill = as_builtin_number(fill)  # type: ignore[assignment]
+        if isinstance(fill, bool) or not isinstance(fill, (int, float)):
+            raise TypeError(f"fill must be a finite number, got {fill!r}")
+        if not math.isfinite(fill):
+            raise ValueError(f"fill must be a finite number, got {fill!r}")
+        self.fill = float(fill)
+
+    def apply(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Blank one channel of each sample picked with probability ``p``.
+
+        Parameters
+        ----------
+        x : Tensor
+            Floating-point ``(B, C, H, W)`` batch.
+        generator : torch.Generator or None
+            Source of randomness.
+
+        Returns
+        -------
+        Tensor
+            A new batch; the picked samples have one channel set to ``fill``.
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not floating point.
+        ValueError
+            If ``channels`` names a channel that ``x`` does not have, or it is ``None`` and
+            ``x`` has a single channel.
+
+        Examples
+        --------
+        >>> RandomChannelDrop(0.0).apply(torch.ones(2, 2, 1, 1), None).sum().item()
+        4.0
+        """
+        _check_floating(x, "RandomChannelDrop")
+        b, c = x.shape[:2]
+        if self.channels is None:
+            if c < 2:
+                raise ValueError(
+                    f"x must have at least 2 channels for RandomChannelDrop(channels=None), "
+                    f"got shape {tuple(x.shape)!r}"
+                )
+            eligible = torch.arange(c)
+        else:
+            if max(self.channels) >= c:
+                raise ValueError(
+                    f"channels {self.channels!r} must index the {c} channel(s) of x, got "
+                    f"shape {tuple(x.shape)!r}"
+                )
+            eligible = torch.tensor(self.channels)
+        dev = _draw_device(generator)
+        picked = torch.rand(b, generator=generator, device=dev) < self.p
+        which = torch.randint(len(eligible), (b,), generator=generator, device=dev)
+        # One (B, C) mask: True where a sample's channel is blanked.
+        mask = torch.zeros(b, c, dtype=torch.bool)
+        mask[torch.arange(b), eligible[which.cpu()]] = picked.cpu()
+        mask = mask.to(x.device)[:, :, None, None]
+        return x.masked_fill(mask, self.fill)
+
+    def __repr__(self) -> str:
+        return f"RandomChannelDrop(p={self.p}, channels={self.channels}, fill={self.fill})"
 
 
 class RandomRotation(BatchTransform):

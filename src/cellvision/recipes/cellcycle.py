@@ -95,6 +95,7 @@ from cellvision.data import (
     CellImageDataset,
     Compose,
     Normalize,
+    RandomChannelDrop,
     RandomDihedral,
     RandomIntensity,
     RandomRotation,
@@ -271,6 +272,15 @@ class CellCycleRecipe(Config):
         Strength ``j`` of the augmentation's random intensity change of each normalised cell,
         ``x * U(1 - j, 1 + j) + U(-j, j)`` (:class:`~cellvision.data.transforms.
         RandomIntensity`); 0 turns it off.
+    channel_dropout : float
+        Probability in ``[0, 1)`` that a training cell loses one channel: it is set to the
+        channel's training mean (0 after normalisation) everywhere
+        (:class:`~cellvision.data.transforms.RandomChannelDrop`), so the network also learns
+        to classify from the other channel alone. 0 turns it off; above 0 it needs two or
+        more channels. Training only: prediction always sees every channel.
+    channel_dropout_channels : tuple of str
+        The channels that may be blanked (among ``channels``), one at a time; empty (the
+        default) means any of them.
     baseline_epochs : int
         Epochs of the raw-pixel linear baseline of :func:`run_study` (0 skips it).
     loss : {"cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_vs_all"}
@@ -374,6 +384,8 @@ class CellCycleRecipe(Config):
     max_rotation: float = 0.0
     rotation_interpolation: str = "nearest"
     intensity_jitter: float = 0.1
+    channel_dropout: float = 0.0
+    channel_dropout_channels: tuple[str, ...] = ()
     baseline_epochs: int = 12
     loss: str = "cross_entropy"
     tau: float = 1.0
@@ -441,6 +453,20 @@ class CellCycleRecipe(Config):
         check_choice("rotation_interpolation", self.rotation_interpolation, ROTATION_INTERPOLATIONS)
         jitter = check_probability("intensity_jitter", self.intensity_jitter)
         object.__setattr__(self, "intensity_jitter", jitter)
+        object.__setattr__(
+            self, "channel_dropout", check_probability("channel_dropout", self.channel_dropout)
+        )
+        unknown = [c for c in self.channel_dropout_channels if c not in self.channels]
+        if unknown or len(set(self.channel_dropout_channels)) != len(self.channel_dropout_channels):
+            raise ValueError(
+                f"channel_dropout_channels must be distinct names among channels "
+                f"{self.channels!r}, got {self.channel_dropout_channels!r}"
+            )
+        if self.channel_dropout and not self.channel_dropout_channels and len(self.channels) < 2:
+            raise ValueError(
+                f"channel_dropout must be 0 with a single channel (dropping it would blank the "
+                f"cell), got {self.channel_dropout!r} with channels {self.channels!r}"
+            )
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
         check_choice("loss", self.loss, LOSSES)
         for name in ("tau", "focal_gamma", "logit_adjust", "mixup", "cutmix"):
@@ -1157,6 +1183,8 @@ def _augmentation(
     max_rotation: float,
     intensity_jitter: float,
     rotation_interpolation: str,
+    channel_dropout: float = 0.0,
+    dropout_channels: tuple[int, ...] | None = None,
 ) -> Callable[[Tensor], Tensor]:
     steps: list[Any] = [RandomDihedral()]
     if max_rotation:
@@ -1166,6 +1194,9 @@ def _augmentation(
     if intensity_jitter:
         j = intensity_jitter
         steps.append(RandomIntensity(scale=(1.0 - j, 1.0 + j), offset=(-j, j)))
+    if channel_dropout:
+        # Last: the blanked channel stays exactly at its normalised mean, 0.
+        steps.append(RandomChannelDrop(channel_dropout, channels=dropout_channels))
     # Draw on a CPU generator: the same augmentation whether batches live on CPU or GPU.
     generator = torch.Generator().manual_seed(seed)
     return functools.partial(Compose(steps, chunk_size=None), generator=generator)
@@ -1749,6 +1780,11 @@ def _fit_classifier(
                 max_rotation=recipe.max_rotation,
                 rotation_interpolation=recipe.rotation_interpolation,
                 intensity_jitter=recipe.intensity_jitter,
+                channel_dropout=recipe.channel_dropout,
+                dropout_channels=tuple(
+                    recipe.channels.index(c) for c in recipe.channel_dropout_channels
+                )
+                or None,
             )
             if augment
             else None
