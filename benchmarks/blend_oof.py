@@ -25,16 +25,16 @@ Example (from the repository root; each command trains one recipe on the same fo
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
+from cv_cellcycle_real import format_row
 
-from cellvision.metrics import BalancedClassificationMetrics
+from cellvision.metrics import BalancedClassificationMetrics, ClassificationReport
+from cellvision.recipes.cellcycle import TABLE_METRICS, CrossValidationResult, _fold_table
 
 META_KEYS = ("targets", "class_names", "fold_of")
-METRICS = ("balanced_accuracy", "macro_f1", "cohen_kappa", "roc_auc")
 
 
 def read_row(spec: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -56,23 +56,25 @@ def read_row(spec: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple[
         return f"{path.stem}:{row}", data[row], data["targets"], data["fold_of"], names
 
 
-def score(proba: np.ndarray, targets: np.ndarray, folds: np.ndarray, n: int) -> str:
-    """One table line: mean +- sd over the folds of each metric, then pooled recall."""
+def result_of(
+    proba: np.ndarray, targets: np.ndarray, folds: np.ndarray, names: tuple[str, ...]
+) -> CrossValidationResult:
+    """The probabilities scored as :func:`~cellvision.recipes.cellcycle.cross_validate` does."""
     scores = torch.from_numpy(np.log(np.clip(proba, 1e-12, None)))  # softmax gives proba back
     y = torch.from_numpy(targets).long()
-    per_fold = []
-    for k in np.unique(folds):
-        part = torch.from_numpy(folds == k)
-        report = BalancedClassificationMetrics(n).update(scores[part], y[part]).compute()
-        per_fold.append([float(getattr(report, m)) for m in METRICS])
-    table = np.asarray(per_fold)
-    pooled = BalancedClassificationMetrics(n).update(scores, y).compute()
-    cells = [
-        f"{m:.3f}+-{s:.3f}" if math.isfinite(m) else "n/a"
-        for m, s in zip(table.mean(0), table.std(0, ddof=1), strict=True)
-    ]
-    recall = " ".join(f"{v:5.2f}" for v in pooled.per_class_recall.tolist())
-    return " ".join(f"{c:>12s}" for c in cells) + f"  {recall}"
+
+    def report(part: torch.Tensor) -> ClassificationReport:
+        metric = BalancedClassificationMetrics(len(names), class_names=names)
+        return metric.update(scores[part], y[part]).compute()
+
+    reports = [report(torch.from_numpy(folds == k)) for k in np.unique(folds)]
+    return CrossValidationResult(
+        fold_reports=reports,
+        pooled=report(torch.ones(len(y), dtype=torch.bool)),
+        oof_proba=torch.from_numpy(proba),
+        fold_of=folds,
+        table=_fold_table(reports),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"blend_oof: {name} holds other cells, folds or classes than {read[0][0]}; "
                 "blend runs of the same data with the same --folds and --seed"
             )
-    header = " ".join(f"{m[:12]:>12s}" for m in METRICS)
-    print(f"{'row':40s} {header}  recall " + " ".join(f"{n[:5]:>5s}" for n in names))
-    for name, proba, *_ in read:
-        print(f"{name[:40]:40s} {score(proba, targets, folds, len(names))}")
+    header = f"{'row':24s} " + " ".join(f"{s:>12s}" for _, s in TABLE_METRICS)
+    print(header + "  recall " + " ".join(f"{n[:5]:>5s}" for n in names) + "  seconds")
+    rows = [(name, proba) for name, proba, *_ in read]
     if len(read) > 1:
-        mean = np.mean([proba for _, proba, *_ in read], axis=0)
-        print(f"{'mean of the rows above':40s} {score(mean, targets, folds, len(names))}")
+        rows.append(("mean of the rows above", np.mean([p for _, p in rows], axis=0)))
+    for name, proba in rows:
+        # No training or prediction here: the seconds column is 0.
+        print(format_row(name, result_of(proba, targets, folds, names), 0.0, names))
     return 0
 
 

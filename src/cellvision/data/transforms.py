@@ -21,7 +21,12 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
-from cellvision.config import as_builtin_number, check_non_negative_int, check_positive_int
+from cellvision.config import (
+    as_builtin_number,
+    check_non_negative_int,
+    check_positive_int,
+    check_probability,
+)
 
 __all__ = [
     "BatchTransform",
@@ -546,12 +551,7 @@ class RandomChannelDrop(BatchTransform):
     def __init__(
         self, p: float, *, channels: Sequence[int] | None = None, fill: float = 0.0
     ) -> None:
-        p = as_builtin_number(p)  # type: ignore[assignment]
-        if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise TypeError(f"p must be a number in [0, 1], got {p!r}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a number in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_probability("p", p, inclusive_high=True)
         self.channels: tuple[int, ...] | None = None
         if channels is not None:
             if not isinstance(channels, (list, tuple)):

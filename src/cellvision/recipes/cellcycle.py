@@ -2278,6 +2278,18 @@ def cross_validate(
     )
 
 
+def _fold_table(reports: Sequence[ClassificationReport]) -> dict[str, tuple[float, float]]:
+    """Mean and sd over the folds of each :data:`TABLE_METRICS` entry (undefined folds left out)."""
+    table: dict[str, tuple[float, float]] = {}
+    for key, _ in TABLE_METRICS:
+        values = np.array([float(getattr(r, key)) for r in reports], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        mean = float(finite.mean()) if finite.size else math.nan
+        sd = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+        table[key] = (mean, sd)
+    return table
+
+
 def _collect_folds(
     data: CellImageDataset,
     classifiers: Sequence[TrainedClassifier],
@@ -2300,19 +2312,12 @@ def _collect_folds(
         logits[torch.from_numpy(test_idx)] = scores
         fold_of[test_idx] = k
         reports.append(_report_from_logits(scores, data.targets[test_idx], names))
-    table: dict[str, tuple[float, float]] = {}
-    for key, _ in TABLE_METRICS:
-        values = np.array([float(getattr(r, key)) for r in reports], dtype=np.float64)
-        finite = values[np.isfinite(values)]
-        mean = float(finite.mean()) if finite.size else math.nan
-        sd = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-        table[key] = (mean, sd)
     return CrossValidationResult(
         fold_reports=reports,
         pooled=_report_from_logits(logits, data.targets, names),
         oof_proba=torch.softmax(logits, dim=-1),
         fold_of=fold_of,
-        table=table,
+        table=_fold_table(reports),
         classifiers=list(classifiers) if keep_classifiers else [],
     )
 
