@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if recipe.train_labels != "release" or recipe.n_models != 1:
         parser.error("the heads are defined for a single network trained on the release classes")
-    data, _ = load_data(args.data_dir, channels=recipe.channels, release_labels=True)
+    data, _ = load_data(args.data_dir, channels=recipe.data_channels, release_labels=True)
     fine = data.targets
     merged, merged_names = merge_labels(fine, INTERPHASE_MERGE, class_names=data.class_names)
     # fine class -> merged class, to sum the probabilities.
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{recipe.seed}; torch threads {torch.get_num_threads()}; cross-validation "
           f"{seconds:.0f} s")  # fmt: skip
     fold_of = torch.from_numpy(result.fold_of)
-    images = to_float_images(data.images)
+    # The classifiers' inputs (without an auxiliary training target, if the recipe has one).
+    images = to_float_images(data.images[:, : len(recipe.channels)])
     emb: list[Tensor] = []
     heads: list[torch.nn.Linear] = []
     priors: list[Tensor] = []

@@ -190,12 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     cache: dict[tuple[str, ...], CellImageDataset] = {}
 
     def data_for(recipe: CellCycleRecipe) -> CellImageDataset:
-        if recipe.channels not in cache:
+        if recipe.data_channels not in cache:
             # Release labels (G1/S/G2 apart): recipes that train on merged classes merge them.
-            cache[recipe.channels], _ = load_data(
-                args.data_dir, channels=recipe.channels, release_labels=True
+            cache[recipe.data_channels], _ = load_data(
+                args.data_dir, channels=recipe.data_channels, release_labels=True
             )
-        return cache[recipe.channels]
+        return cache[recipe.data_channels]
 
     trained: dict[str, tuple[CrossValidationResult, float]] = {}
     header = f"{'row':24s} " + " ".join(f"{s:>12s}" for _, s in TABLE_METRICS)

@@ -279,6 +279,24 @@ def test_a_run_with_the_dna_stain_warns_that_it_is_not_label_free(tmp_path: Path
     assert results["channels"] == ["Ch3", "Ch4"]
 
 
+def test_the_dna_stain_as_an_auxiliary_target_keeps_the_run_label_free(tmp_path: Path) -> None:
+    data = jurkat_like_folder(tmp_path / "cells", 6, seed=0, channels=("Ch3", "Ch6", "Ch4"))
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        "cellcycle", "cv", "--data-dir", str(data), "--channels", "Ch3", "Ch6",
+        "--auxiliary-channel", "Ch4", "--auxiliary-weight", "3", "--folds", "2", "--epochs",
+        "1", "--width", "8", "--depth", "1", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "auxiliary training target: Ch4 = DNA stain" in stdout
+    assert "NOT label-free" not in err
+    results = json.loads((out / "results.json").read_text())
+    assert results["label_free"] is True
+    assert results["channels"] == ["Ch3", "Ch6"]
+    assert results["recipe"]["auxiliary_channel"] == "Ch4"
+    assert results["recipe"]["auxiliary_weight"] == 3.0
+
+
 @pytest.mark.parametrize("subcommand", ["train", "cv"])
 def test_train_labels_flag_reaches_the_recipe(subcommand: str) -> None:
     from cellvision.cli import build_parser

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cellvision.checkpoint import save_checkpoint
-from cellvision.data import make_synthetic_cells
+from cellvision.data import CellImageDataset, make_synthetic_cells
 from cellvision.models import create_model
 from cellvision.recipes.cellcycle import (
     LOSSES,
@@ -268,6 +268,15 @@ def test_new_fields_validate_and_round_trip() -> None:
         ({"channel_dropout_channels": ("Ch6", "Ch6")}, "channel_dropout_channels must be distinct"),
         ({"channels": ("Ch3",), "channel_dropout": 0.5}, "channel_dropout must be 0 with a single"),
         ({"ema": 0.9, "select": "best"}, "ema must be 0 with select='best'"),
+        (
+            {"channels": ("Ch3", "Ch6"), "auxiliary_channel": "Ch6", "model": "cellcycle_resnet"},
+            r"auxiliary_channel must be None or a channel name not among channels .*'Ch6'",
+        ),
+        ({"auxiliary_channel": "Ch4"}, "auxiliary_channel needs model='cellcycle_resnet'"),
+        (
+            {"model": "cellcycle_resnet", "auxiliary_channel": "Ch4", "auxiliary_weight": 0},
+            "auxiliary_weight must be a finite number > 0",
+        ),
         ({"early_alpha": 1.5}, r"early_alpha must be in \[0, 1\]"),
         ({"tau": math.inf}, "tau must be a finite number >= 0"),
         ({"loss": "balanced_softmax", "logit_adjust": 1.0}, "logit_adjust must be 0"),
@@ -277,6 +286,11 @@ def test_new_fields_validate_and_round_trip() -> None:
             CellCycleRecipe(**bad)
     with pytest.raises(TypeError, match="channels_last must be a bool"):
         CellCycleRecipe(channels_last=1)
+    with pytest.raises(TypeError, match="auxiliary_channel must be None or a str, got 4"):
+        CellCycleRecipe(model="cellcycle_resnet", auxiliary_channel=4)  # type: ignore[arg-type]
+    aux = CellCycleRecipe(model="cellcycle_resnet", auxiliary_channel="Ch4", auxiliary_weight=3)
+    assert CellCycleRecipe.from_json(aux.to_json()) == aux
+    assert aux.data_channels == (*aux.channels, "Ch4")
 
 
 def test_presets_and_model_defaults() -> None:
@@ -885,6 +899,90 @@ def test_channel_dropout_blanks_the_named_channel_of_training_cells(
     seen.clear()
     trained.predict_proba(data.images)
     assert not seen  # eval mode: the hook records nothing, prediction is not augmented
+
+
+AUX = CellCycleRecipe(
+    model="cellcycle_resnet", epochs=2, batch_size=16, width=4, depth=2, channels=("Ch3", "Ch6"),
+    auxiliary_channel="Ch4", auxiliary_weight=2.0, baseline_epochs=1,
+)  # fmt: skip
+
+
+def test_auxiliary_loss_is_the_mse_of_the_decoded_channel_against_its_pooled_copy() -> None:
+    from cellvision.recipes.cellcycle import _add_auxiliary_loss, _AuxiliaryChannelNet
+
+    torch.manual_seed(0)
+    network = build_model(AUX, n_classes=5, in_channels=2, img_size=16, class_freqs=[0.2] * 5)
+    wrapped = _AuxiliaryChannelNet(network).train()
+    x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    logits = wrapped(x)
+    # Naive reference: the network on the first two channels; the decoder on its 4x4 map
+    # predicts 8x8, so the target is the mean of each 2x2 block of the third channel.
+    feature_map = network.stages(network.stem(x[:, :2]))
+    torch.testing.assert_close(logits, network.forward_head(feature_map.mean(dim=(2, 3))))
+    target = x[:, 2:].reshape(6, 1, 8, 2, 8, 2).mean(dim=(3, 5))
+    expected = ((wrapped.decoder(feature_map) - target) ** 2).mean()
+    torch.testing.assert_close(wrapped.loss, expected)
+    wrapped.loss.backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in wrapped.decoder.parameters())
+    # The training loss adds it at the recipe's weight.
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    base = torch.nn.functional.cross_entropy
+    combined = _add_auxiliary_loss(base, wrapped, 2.0)
+    torch.testing.assert_close(combined(logits, y), base(logits, y) + 2.0 * wrapped.loss)
+    # Evaluation mode: logits only, the loss is left alone.
+    before = wrapped.loss
+    wrapped.eval()(torch.zeros(2, 3, 16, 16))
+    assert wrapped.loss is before
+    with pytest.raises(TypeError, match="network must be a ResNet"):
+        _AuxiliaryChannelNet(torch.nn.Linear(2, 2))
+
+
+def test_auxiliary_channel_is_a_training_target_never_an_input() -> None:
+    from cellvision.recipes.cellcycle import train_pixel_baseline
+
+    data = make_synthetic_cells([24, 10, 8, 8, 8], size=16, channels=3, seed=4)
+    trained = train(AUX, data, device="cpu", progress=False)
+    # The classifier is the plain network on Ch3 + Ch6, normalised by their own statistics.
+    assert type(trained.model).__name__ == "ResNet"
+    assert trained.model.config.in_channels == 2
+    assert trained.channels == ("Ch3", "Ch6")
+    scaled = data.images[:, :2].double() / 255  # uint8 cells are scaled to [0, 1]
+    assert data.images.dtype == torch.uint8
+    torch.testing.assert_close(trained.mean, scaled.mean(dim=(0, 2, 3)))
+    # Predictions ignore the auxiliary channel where it is given, whatever it holds.
+    two_channels = data.images[:, :2]
+    two = trained.predict_proba(two_channels)
+    noisy = data.images.clone()
+    noisy[:, 2] = torch.rand(noisy[:, 2].shape, generator=torch.Generator().manual_seed(0)) * 9
+    torch.testing.assert_close(trained.predict_proba(data), two)
+    torch.testing.assert_close(trained.predict_proba(noisy), two)
+    # The target matters to training (another target, other weights), and it is deterministic.
+    again = train(AUX, data, device="cpu", progress=False)
+    torch.testing.assert_close(again.predict_proba(data), two)
+    other = train(AUX, CellImageDataset(noisy, data.targets, data.class_names), device="cpu",
+                  progress=False)  # fmt: skip
+    assert not torch.allclose(other.predict_proba(data), two)
+    # The raw-pixel baseline of the study never sees it either, and both are tested on
+    # cells that still hold it.
+    baseline = train_pixel_baseline(AUX, data, device="cpu", progress=False)
+    assert baseline.mean.numel() == 2
+    assert baseline.model.linear.in_features == 2 * 16 * 16
+    torch.testing.assert_close(baseline.predict_proba(data), baseline.predict_proba(two_channels))
+    study = run_study(AUX, data, device="cpu", progress=False, log=None)
+    assert set(study.test) == {"cellcycle_resnet", "linear (raw pixels)"}
+    assert study.summary["label_free"] is True
+    # Cells without it are refused with the channels the recipe needs.
+    with pytest.raises(ValueError, match=r"must hold its data_channels \('Ch3', 'Ch6', 'Ch4'\)"):
+        train(AUX, subset_channels(data, 2), device="cpu", progress=False)
+    assert channel_report(AUX.channels, auxiliary="Ch4") == [
+        "channels: Ch3 = brightfield, Ch6 = darkfield (side scatter); label-free",
+        "auxiliary training target: Ch4 = DNA stain (the label source, not label-free), "
+        "predicted by the network while it trains; the classifier never sees it",
+    ]
+
+
+def subset_channels(data: Any, n: int) -> Any:
+    return CellImageDataset(data.images[:, :n], data.targets, data.class_names)
 
 
 def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:

@@ -76,6 +76,19 @@ _RECIPE_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
         "probability that a training cell loses one channel (set to its mean; 0: off)",
     ),
     (
+        "--auxiliary-channel",
+        "auxiliary_channel",
+        str,
+        "a channel the network learns to predict while training and never sees, e.g. Ch4 "
+        "(the DNA stain: predictions stay label-free); the data must hold it",
+    ),
+    (
+        "--auxiliary-weight",
+        "auxiliary_weight",
+        float,
+        "weight of --auxiliary-channel's mean squared error in the loss",
+    ),
+    (
         "--n-models",
         "n_models",
         int,
@@ -162,7 +175,7 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
             flag,
             dest=dest,
             type=kind,
-            metavar="N" if kind is int else "X",
+            metavar={int: "N", str: "NAME"}.get(kind, "X"),
             help=f"{text} ({defaults[dest]})",
         )
     group.add_argument(
@@ -333,10 +346,10 @@ def _setup(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def _say_channels(channels: Any) -> None:
+def _say_channels(channels: Any, auxiliary: str | None = None) -> None:
     from cellvision.recipes.cellcycle import channel_report
 
-    for line in channel_report(channels):
+    for line in channel_report(channels, auxiliary=auxiliary):
         print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout, flush=True)
 
 
@@ -347,7 +360,7 @@ def _load(args: argparse.Namespace, recipe: Any) -> tuple[Any, str]:
         args.data_dir,
         synthetic=args.synthetic,
         quick=args.quick,
-        channels=recipe.channels,
+        channels=recipe.data_channels,
         seed=recipe.seed,
         release_labels=recipe.train_labels == "release",
     )
@@ -388,7 +401,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     _setup(args)
     recipe = _recipe(args)
-    _say_channels(recipe.channels)
+    _say_channels(recipe.channels, recipe.auxiliary_channel)
     data, description = _load(args, recipe)
     test_data = None
     if args.test_dir is not None:
@@ -426,7 +439,7 @@ def run_cv(args: argparse.Namespace) -> int:
 
     _setup(args)
     recipe = _recipe(args)
-    _say_channels(recipe.channels)
+    _say_channels(recipe.channels, recipe.auxiliary_channel)
     data, description = _load(args, recipe)
     start = time.perf_counter()
     print(

@@ -122,7 +122,7 @@ from cellvision.losses import (
     one_vs_all_probabilities,
 )
 from cellvision.metrics import BalancedClassificationMetrics, ClassificationReport
-from cellvision.models import create_model
+from cellvision.models import ResNet, create_model
 from cellvision.optim import WeightEMA, param_groups, warmup_cosine
 from cellvision.sampling import ClassBalancedSampler, expected_class_distribution
 from cellvision.splits import StratifiedKFoldSplitter, stratified_split, train_val_test_split
@@ -281,6 +281,17 @@ class CellCycleRecipe(Config):
     channel_dropout_channels : tuple of str
         The channels that may be blanked (among ``channels``), one at a time; empty (the
         default) means any of them.
+    auxiliary_channel : str or None
+        A channel the network never sees but learns to predict (in-silico labelling): a
+        small decoder on the last feature map of ``cellcycle_resnet`` predicts this channel,
+        average-pooled to that map's size times 2, with a mean squared error added to the
+        loss at ``auxiliary_weight``. The training cells must hold it after ``channels``
+        (:attr:`data_channels`, e.g. ``("Ch3", "Ch6", "Ch4")`` with ``"Ch4"`` here, the DNA
+        stain); the decoder is dropped after training, so the classifier predicts from
+        ``channels`` alone (a stain used this way keeps prediction label-free) and ignores
+        that last channel where it is given. ``None`` (the default) turns it off.
+    auxiliary_weight : float
+        Weight of the auxiliary mean squared error (on the normalised channel) in the loss.
     baseline_epochs : int
         Epochs of the raw-pixel linear baseline of :func:`run_study` (0 skips it).
     loss : {"cross_entropy", "logit_adjusted", "balanced_softmax", "focal", "one_vs_all"}
@@ -386,6 +397,8 @@ class CellCycleRecipe(Config):
     intensity_jitter: float = 0.1
     channel_dropout: float = 0.0
     channel_dropout_channels: tuple[str, ...] = ()
+    auxiliary_channel: str | None = None
+    auxiliary_weight: float = 1.0
     baseline_epochs: int = 12
     loss: str = "cross_entropy"
     tau: float = 1.0
@@ -467,6 +480,21 @@ class CellCycleRecipe(Config):
                 f"channel_dropout must be 0 with a single channel (dropping it would blank the "
                 f"cell), got {self.channel_dropout!r} with channels {self.channels!r}"
             )
+        aux = self.auxiliary_channel
+        if aux is not None and not isinstance(aux, str):
+            raise TypeError(f"auxiliary_channel must be None or a str, got {aux!r}")
+        if aux is not None and aux in self.channels:
+            raise ValueError(
+                f"auxiliary_channel must be None or a channel name not among channels "
+                f"{self.channels!r}, got {aux!r}"
+            )
+        if aux is not None and self.model != "cellcycle_resnet":
+            raise ValueError(
+                f"auxiliary_channel needs model='cellcycle_resnet' (its decoder reads the "
+                f"network's last feature map), got model={self.model!r}"
+            )
+        weight = check_positive_float("auxiliary_weight", self.auxiliary_weight)
+        object.__setattr__(self, "auxiliary_weight", weight)
         check_non_negative_int("baseline_epochs", self.baseline_epochs)
         check_choice("loss", self.loss, LOSSES)
         for name in ("tau", "focal_gamma", "logit_adjust", "mixup", "cutmix"):
@@ -511,6 +539,26 @@ class CellCycleRecipe(Config):
             )
         check_choice("train_labels", self.train_labels, TRAIN_LABELS)
         check_non_negative_int("seed", self.seed)
+
+    @property
+    def data_channels(self) -> tuple[str, ...]:
+        """The channels the training cells must hold: ``channels``, then ``auxiliary_channel``.
+
+        Returns
+        -------
+        tuple of str
+            What to pass to :func:`load_data` to train this recipe.
+
+        Examples
+        --------
+        >>> CellCycleRecipe(channels=("Ch3", "Ch6")).data_channels
+        ('Ch3', 'Ch6')
+        >>> CellCycleRecipe(model="cellcycle_resnet", channels=("Ch3", "Ch6"),
+        ...                 auxiliary_channel="Ch4").data_channels
+        ('Ch3', 'Ch6', 'Ch4')
+        """
+        aux = () if self.auxiliary_channel is None else (self.auxiliary_channel,)
+        return tuple(self.channels) + aux
 
 
 #: Tuned defaults per model (the dataclass defaults are the ConvNet's), and what ``--quick``
@@ -632,17 +680,22 @@ def default_recipe(
     return CellCycleRecipe(**(base | quick_changes | changes))
 
 
-def channel_report(channels: Sequence[str]) -> list[str]:
+def channel_report(channels: Sequence[str], *, auxiliary: str | None = None) -> list[str]:
     """Lines saying which channels a run uses and whether it is label-free.
 
     Each channel is named with its signal (:data:`cellvision.data.CHANNEL_SIGNALS`). When a
     channel is not label-free (``Ch4``, the DNA stain the phase labels were derived from, or
     a channel of unknown meaning) the last line is a warning that the run is NOT label-free.
+    An ``auxiliary`` channel (:attr:`CellCycleRecipe.auxiliary_channel`) gets a line of its
+    own: the network learns to predict it while training and never sees it, so it does not
+    change whether the predictions are label-free.
 
     Parameters
     ----------
     channels : sequence of str
-        Channel names such as ``("Ch3", "Ch6")``.
+        Channel names such as ``("Ch3", "Ch6")``: what the classifier sees.
+    auxiliary : str, optional
+        The recipe's auxiliary training target.
 
     Returns
     -------
@@ -660,14 +713,24 @@ def channel_report(channels: Sequence[str]) -> list[str]:
     ['channels: Ch3 = brightfield, Ch6 = darkfield (side scatter); label-free']
     >>> channel_report(["Ch4"])[-1][:33]
     'WARNING: this run is NOT label-fr'
+    >>> channel_report(("Ch3", "Ch6"), auxiliary="Ch4")[1][:46]
+    'auxiliary training target: Ch4 = DNA stain (la'
     """
     names = [channel_name(c) for c in channels]
     listed = ", ".join(f"{c} = {CHANNEL_SIGNALS.get(c, 'unknown signal')}" for c in names)
+    lines = []
+    if auxiliary is not None:
+        aux = channel_name(auxiliary)
+        lines.append(
+            f"auxiliary training target: {aux} = {CHANNEL_SIGNALS.get(aux, 'unknown signal')}, "
+            "predicted by the network while it trains; the classifier never sees it"
+        )
     if is_label_free(names):
-        return [f"channels: {listed}; label-free"]
+        return [f"channels: {listed}; label-free", *lines]
     others = [c for c in names if c not in LABEL_FREE_CHANNELS]
     return [
         f"channels: {listed}",
+        *lines,
         f"WARNING: this run is NOT label-free: {', '.join(others)} "
         "(Ch4 is the DNA stain the phase labels were derived from); use Ch3 and/or Ch6 for "
         "label-free classification",
@@ -1079,6 +1142,63 @@ def build_model(
     return model
 
 
+class _AuxiliaryChannelNet(nn.Module):
+    """Training wrapper of ``recipe.auxiliary_channel`` (in-silico labelling).
+
+    The network sees every channel but the last; a small decoder on its last feature map
+    predicts the last channel, average-pooled to twice that map's size, and keeps the mean
+    squared error in ``loss`` for the training loss to add. Only ``network`` is kept after
+    training.
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(network, ResNet):
+            raise TypeError(f"network must be a ResNet, got {type(network).__name__}")
+        self.network = network
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(network.config.widths[-1], 32, 2, stride=2),
+            nn.BatchNorm2d(32),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(32, 1, 3, padding=1),
+        )
+        self.loss = torch.zeros(())
+
+    def forward(self, x: Tensor) -> Tensor:
+        feature_map = self.network.stages(self.network.stem(x[:, :-1]))
+        logits: Tensor = self.network.forward_head(feature_map.mean(dim=(2, 3)))
+        if self.training:
+            predicted = self.decoder(feature_map).float()
+            target = nn.functional.adaptive_avg_pool2d(x[:, -1:].float(), predicted.shape[-2:])
+            self.loss = nn.functional.mse_loss(predicted, target)
+        return logits
+
+
+def _add_auxiliary_loss(
+    loss_fn: Callable[..., Tensor], network: _AuxiliaryChannelNet, weight: float
+) -> Callable[..., Tensor]:
+    """``loss_fn`` plus ``weight`` times the auxiliary loss of the batch just forwarded."""
+
+    def loss(outputs: Tensor, target: Tensor) -> Tensor:
+        return loss_fn(outputs, target) + weight * network.loss
+
+    return loss
+
+
+def _input_channels(recipe: CellCycleRecipe, data: CellImageDataset) -> CellImageDataset:
+    """``data`` without the recipe's auxiliary channel (the last one), checked to be there."""
+    if recipe.auxiliary_channel is None:
+        return data
+    expected = len(recipe.data_channels)
+    if data.images.ndim != 4 or data.images.shape[1] != expected:
+        raise ValueError(
+            f"cells for a recipe with auxiliary_channel={recipe.auxiliary_channel!r} must hold "
+            f"its data_channels {recipe.data_channels!r} ({expected} channels, the auxiliary "
+            f"one last), got images of shape {tuple(data.images.shape)!r}"
+        )
+    return CellImageDataset(data.images[:, :-1], data.targets, data.class_names)
+
+
 def _training_loss(recipe: CellCycleRecipe, prior: Sequence[float]) -> Callable[..., Tensor]:
     """The recipe's training loss ``loss(logits, target)`` (``prior``: the batch class mix)."""
     if recipe.loss == "logit_adjusted":
@@ -1423,7 +1543,7 @@ class TrainedClassifier:
 
     def _images(self, images: Tensor | np.ndarray[Any, Any] | CellImageDataset) -> Tensor:
         if isinstance(images, CellImageDataset):
-            return images.images
+            images = images.images
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(np.ascontiguousarray(images))
         if not isinstance(images, Tensor):
@@ -1433,6 +1553,12 @@ class TrainedClassifier:
         if images.ndim == 3:
             images = images.unsqueeze(1)
         expected = self.mean.numel()
+        if (
+            images.ndim == 4
+            and images.shape[1] == expected + 1
+            and self.recipe.auxiliary_channel is not None
+        ):
+            images = images[:, :expected]  # the training-only auxiliary channel, not an input
         if images.ndim != 4 or images.shape[1] != expected:
             raise ValueError(
                 f"images must have shape (N, {expected}, H, W), got {tuple(images.shape)!r}"
@@ -1723,16 +1849,22 @@ def _fit_classifier(
     progress: bool,
     on_epoch: Callable[[History], object] | None,
     merge_fine: bool = False,
+    auxiliary: bool = False,
 ) -> TrainedClassifier:
     # merge_fine: the network learns train_data's classes and the classifier predicts their
-    # merged classes (train_labels="release").
+    # merged classes (train_labels="release"). auxiliary: the last channel of the cells is
+    # recipe.auxiliary_channel, a training target of the network (train) rather than an input.
     if not isinstance(train_data, CellImageDataset):
         raise TypeError(f"train_data must be a CellImageDataset, got {type(train_data).__name__}")
     if val_data is not None and not isinstance(val_data, CellImageDataset):
         raise TypeError(f"val_data must be a CellImageDataset, got {type(val_data).__name__}")
     dev = _resolve_device(device)
     names = train_data.class_names
-    # Normalisation statistics from the training cells only.
+    if auxiliary:
+        _input_channels(recipe, train_data)  # checks that the auxiliary channel is there
+        if val_data is not None:
+            _input_channels(recipe, val_data)
+    # Normalisation statistics from the training cells only (the auxiliary target's too).
     mean, std = channel_stats(train_data.images)
     normalize = Normalize(mean.float(), std.float().clamp(min=1e-6))
     prior = _batch_prior(train_data.targets, recipe.alpha, len(names))
@@ -1747,7 +1879,10 @@ def _fit_classifier(
 
     def fit_member(seed: int) -> tuple[nn.Module, History, int]:
         torch.manual_seed(seed)
-        model = make_model(prior).to(dev)
+        model = make_model(prior)
+        if auxiliary:
+            model = _AuxiliaryChannelNet(model)
+        model = model.to(dev)
         net: nn.Module = model
         if dist.is_available() and dist.is_initialized():
             net = nn.parallel.DistributedDataParallel(
@@ -1784,12 +1919,15 @@ def _fit_classifier(
                 dropout_channels=tuple(
                     recipe.channels.index(c) for c in recipe.channel_dropout_channels
                 )
-                or None,
+                # never the auxiliary target, which is not an input
+                or (tuple(range(len(recipe.channels))) if auxiliary else None),
             )
             if augment
             else None
         )
         loss_fn = _training_loss(recipe, prior)
+        if isinstance(model, _AuxiliaryChannelNet):
+            loss_fn = _add_auxiliary_loss(loss_fn, model, recipe.auxiliary_weight)
         if recipe.mixup or recipe.cutmix:
             cut = bool(recipe.cutmix)
             mixup = _Mixup(recipe.cutmix or recipe.mixup, loss_fn, transform, seed=seed, cut=cut)
@@ -1820,17 +1958,20 @@ def _fit_classifier(
             # The average is what the classifier predicts with (trainable again, for
             # fine-tuning and Grad-CAM).
             model = average.module.requires_grad_(True)
+        if isinstance(model, _AuxiliaryChannelNet):
+            model = model.network  # the decoder only served the training
         return model.eval(), history, kept
 
     # The ensemble: members differ only in their seed (weights, sampler draw, augmentation).
     fitted = [fit_member(recipe.seed + k) for k in range(recipe.n_models)]
     (model, history, kept), others = fitted[0], fitted[1:]
     merged_names = _merge_index(names)[1] if merge_fine else tuple(names)
+    n_inputs = len(recipe.channels) if auxiliary else len(mean)
     return TrainedClassifier(
         model=model,
         history=history,
-        mean=mean.double(),
-        std=std.double(),
+        mean=mean[:n_inputs].double(),
+        std=std[:n_inputs].double(),
         class_names=merged_names,
         recipe=recipe,
         class_prior=tuple(prior),
@@ -1924,6 +2065,8 @@ def train(
             f"{val_data.class_names!r}"
         )
     in_channels, img_size = int(train_data.images.shape[1]), int(train_data.images.shape[-1])
+    if recipe.auxiliary_channel is not None:
+        in_channels = len(recipe.channels)  # the last channel is the auxiliary target
 
     def make_model(prior: list[float]) -> nn.Module:
         return build_model(
@@ -1945,6 +2088,7 @@ def train(
         progress=progress,
         on_epoch=on_epoch,
         merge_fine=release,
+        auxiliary=recipe.auxiliary_channel is not None,
     )
 
 
@@ -1988,12 +2132,14 @@ def train_pixel_baseline(
         raise ValueError("recipe.baseline_epochs must be positive to train the baseline, got 0")
     # The baseline is plain multinomial logistic regression: one model, cross-entropy, and
     # no inference options (it is the reference the recipe's levers are measured against).
+    # It never sees an auxiliary channel (an input it would be, not a target); its
+    # classifier ignores that channel where it is given, like the network's.
+    train_data = _merged(_input_channels(recipe, train_data))
+    val_data = None if val_data is None else _merged(_input_channels(recipe, val_data))
     recipe = recipe.replace(
         loss="cross_entropy", logit_adjust=0.0, tta="none", amp="none", channels_last=False,
         mixup=0.0, n_models=1, train_labels="merged",
     )  # fmt: skip
-    train_data = _merged(train_data)
-    val_data = None if val_data is None else _merged(val_data)
     n_pixels = int(np.prod(train_data.images.shape[1:]))
     n_classes = len(train_data.class_names)
     return _fit_classifier(
