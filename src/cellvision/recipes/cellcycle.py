@@ -713,8 +713,8 @@ def channel_report(channels: Sequence[str], *, auxiliary: str | None = None) -> 
     ['channels: Ch3 = brightfield, Ch6 = darkfield (side scatter); label-free']
     >>> channel_report(["Ch4"])[-1][:33]
     'WARNING: this run is NOT label-fr'
-    >>> channel_report(("Ch3", "Ch6"), auxiliary="Ch4")[1][:46]
-    'auxiliary training target: Ch4 = DNA stain (la'
+    >>> channel_report(("Ch3", "Ch6"), auxiliary="Ch4")[1][:42]
+    'auxiliary training target: Ch4 = DNA stain'
     """
     names = [channel_name(c) for c in channels]
     listed = ", ".join(f"{c} = {CHANNEL_SIGNALS.get(c, 'unknown signal')}" for c in names)
