@@ -917,7 +917,9 @@ def test_auxiliary_loss_is_the_mse_of_the_decoded_channel_against_its_pooled_cop
     logits = wrapped(x)
     # Naive reference: the network on the first two channels; the decoder on its 4x4 map
     # predicts 8x8, so the target is the mean of each 2x2 block of the third channel.
-    feature_map = network.stages(network.stem(x[:, :2]))
+    feature_map = network.forward_feature_map(x[:, :2])
+    torch.testing.assert_close(feature_map.mean(dim=(2, 3)), network.forward_features(x[:, :2]))
+    torch.testing.assert_close(feature_map, network.stages(network.stem(x[:, :2])))
     torch.testing.assert_close(logits, network.forward_head(feature_map.mean(dim=(2, 3))))
     target = x[:, 2:].reshape(6, 1, 8, 2, 8, 2).mean(dim=(3, 5))
     expected = ((wrapped.decoder(feature_map) - target) ** 2).mean()
@@ -973,16 +975,13 @@ def test_auxiliary_channel_is_a_training_target_never_an_input() -> None:
     assert study.summary["label_free"] is True
     # Cells without it are refused with the channels the recipe needs.
     with pytest.raises(ValueError, match=r"must hold its data_channels \('Ch3', 'Ch6', 'Ch4'\)"):
-        train(AUX, subset_channels(data, 2), device="cpu", progress=False)
+        train(AUX, CellImageDataset(two_channels, data.targets, data.class_names), device="cpu",
+              progress=False)  # fmt: skip
     assert channel_report(AUX.channels, auxiliary="Ch4") == [
         "channels: Ch3 = brightfield, Ch6 = darkfield (side scatter); label-free",
         "auxiliary training target: Ch4 = DNA stain (the label source, not label-free), "
         "predicted by the network while it trains; the classifier never sees it",
     ]
-
-
-def subset_channels(data: Any, n: int) -> Any:
-    return CellImageDataset(data.images[:, :n], data.targets, data.class_names)
 
 
 def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:

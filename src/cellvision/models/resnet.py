@@ -287,6 +287,38 @@ class ResNet(nn.Module):
         """
         return self.head
 
+    def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the last stage's feature map ``(B, widths[-1], H', W')``, before pooling.
+
+        Its spatial mean is :meth:`forward_features`; dense heads (a decoder of an auxiliary
+        image task, a class activation map) read it.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images ``(B, in_channels, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, widths[-1], H', W')``, the input downsampled by the stem's stride
+            and by 2 per stage.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`forward_features`.
+
+        Examples
+        --------
+        >>> model = ResNet(ResNetConfig(in_channels=2, widths=(4, 8), depths=(1, 1)))
+        >>> model.forward_feature_map(torch.zeros(3, 2, 40, 40)).shape
+        torch.Size([3, 8, 5, 5])
+        """
+        check_image_batch(x, self.config.in_channels, dtype=self.head.weight.dtype)
+        out: torch.Tensor = self.stages(self.stem(x))
+        return out
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Return the pooled embedding ``(B, widths[-1])``.
 
@@ -317,9 +349,7 @@ class ResNet(nn.Module):
             ...
         ValueError: x must have 1 channel(s) (in_channels), got shape (2, 3, 30, 40)
         """
-        check_image_batch(x, self.config.in_channels, dtype=self.head.weight.dtype)
-        out: torch.Tensor = self.stages(self.stem(x))
-        return out.mean(dim=(2, 3))
+        return self.forward_feature_map(x).mean(dim=(2, 3))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Map pooled embeddings to class logits.

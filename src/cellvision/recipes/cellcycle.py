@@ -1165,7 +1165,7 @@ class _AuxiliaryChannelNet(nn.Module):
         self.loss = torch.zeros(())
 
     def forward(self, x: Tensor) -> Tensor:
-        feature_map = self.network.stages(self.network.stem(x[:, :-1]))
+        feature_map = self.network.forward_feature_map(x[:, :-1])
         logits: Tensor = self.network.forward_head(feature_map.mean(dim=(2, 3)))
         if self.training:
             predicted = self.decoder(feature_map).float()
@@ -1860,10 +1860,6 @@ def _fit_classifier(
         raise TypeError(f"val_data must be a CellImageDataset, got {type(val_data).__name__}")
     dev = _resolve_device(device)
     names = train_data.class_names
-    if auxiliary:
-        _input_channels(recipe, train_data)  # checks that the auxiliary channel is there
-        if val_data is not None:
-            _input_channels(recipe, val_data)
     # Normalisation statistics from the training cells only (the auxiliary target's too).
     mean, std = channel_stats(train_data.images)
     normalize = Normalize(mean.float(), std.float().clamp(min=1e-6))
@@ -2066,7 +2062,11 @@ def train(
         )
     in_channels, img_size = int(train_data.images.shape[1]), int(train_data.images.shape[-1])
     if recipe.auxiliary_channel is not None:
-        in_channels = len(recipe.channels)  # the last channel is the auxiliary target
+        # The last channel is the auxiliary target: check that it is there.
+        for part in (train_data, val_data):
+            if part is not None:
+                _input_channels(recipe, part)
+        in_channels = len(recipe.channels)
 
     def make_model(prior: list[float]) -> nn.Module:
         return build_model(
