@@ -297,6 +297,35 @@ def test_the_dna_stain_as_an_auxiliary_target_keeps_the_run_label_free(tmp_path:
     assert results["recipe"]["auxiliary_weight"] == 3.0
 
 
+def test_member_channels_flag_builds_a_mixed_channel_ensemble(tmp_path: Path) -> None:
+    from cellvision.cli import build_parser
+    from cellvision.cli.cellcycle import _recipe
+
+    parser = build_parser()
+    args = parser.parse_args(["cellcycle", "cv", "--member-channels", "Ch3,Ch6", "Ch3"])
+    recipe = _recipe(args)
+    assert recipe.member_channels == (("Ch3", "Ch6"), ("Ch3",))
+    assert recipe.n_models == 2  # their number, unless --n-models says otherwise
+    wrong = parser.parse_args(["cellcycle", "cv", "--member-channels", "Ch3", "Ch3,Ch6"])
+    with pytest.raises(ValueError, match="member_channels must start with channels"):
+        _recipe(wrong)
+    # End to end: the saved classifier holds a two-channel and a one-channel member.
+    data = jurkat_like_folder(tmp_path / "cells", 6, seed=0, channels=("Ch3", "Ch6"))
+    out = tmp_path / "out"
+    code, _, err = run(
+        "cellcycle", "train", "--data-dir", str(data), "--member-channels", "Ch3,Ch6", "Ch6",
+        "--epochs", "1", "--width", "8", "--depth", "1", "--baseline-epochs", "0",
+        "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    from cellvision.recipes.cellcycle import TrainedClassifier
+
+    (checkpoint,) = out.glob("*.pt")
+    trained = TrainedClassifier.load(checkpoint)
+    assert [m.config.in_channels for m in trained.members] == [2, 1]
+    assert trained.recipe.member_channels == (("Ch3", "Ch6"), ("Ch6",))
+
+
 @pytest.mark.parametrize("subcommand", ["train", "cv"])
 def test_train_labels_flag_reaches_the_recipe(subcommand: str) -> None:
     from cellvision.cli import build_parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -34,6 +35,7 @@ from cellvision.recipes.cellcycle import (
     train,
 )
 from cellvision.sampling import ClassBalancedSampler
+from cellvision.tta import predict_tta
 
 sk_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -982,6 +984,82 @@ def test_auxiliary_channel_is_a_training_target_never_an_input() -> None:
         "auxiliary training target: Ch4 = DNA stain (the label source, not label-free), "
         "predicted by the network while it trains; the classifier never sees it",
     ]
+
+
+MEMBERS = CellCycleRecipe(
+    model="cellcycle_resnet", epochs=2, batch_size=16, width=4, depth=2, channels=("Ch3", "Ch6"),
+    n_models=3, member_channels=(("Ch3", "Ch6"), ("Ch3",), ("Ch6",)), baseline_epochs=1,
+)  # fmt: skip
+
+
+def test_member_channels_are_validated_and_round_trip() -> None:
+    two = {"channels": ("Ch3", "Ch6"), "n_models": 2}
+    for changes, match in [
+        ({"member_channels": (("Ch3", "Ch6"),)}, r"one entry per ensemble member \(n_models=2\)"),
+        ({"member_channels": (("Ch3", "Ch6"), ())}, "non-empty selections of distinct channels"),
+        ({"member_channels": (("Ch3", "Ch6"), ("Ch4",))}, r"among \('Ch3', 'Ch6'\), got \('Ch4'"),
+        ({"member_channels": (("Ch3", "Ch6"), ("Ch3", "Ch3"))}, "distinct channels"),
+        ({"member_channels": (("Ch3",), ("Ch3", "Ch6"))}, r"must start with channels"),
+        ({"member_channels": (("Ch6", "Ch3"), ("Ch3",))}, r"must start with channels"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            CellCycleRecipe(**(two | changes))
+    for bad in ("Ch3", ("Ch3", "Ch6")):
+        with pytest.raises(TypeError, match="member_channels must be a tuple of tuples"):
+            CellCycleRecipe(**two, member_channels=bad)  # type: ignore[arg-type]
+    # Lists (JSON) become tuples; the recipe round-trips; member_inputs index channels.
+    listed = CellCycleRecipe(**two, member_channels=[["Ch3", "Ch6"], ["Ch6"]])  # type: ignore[arg-type]
+    assert listed.member_channels == (("Ch3", "Ch6"), ("Ch6",))
+    assert listed.member_inputs == ((0, 1), (1,))
+    assert CellCycleRecipe.from_json(MEMBERS.to_json()) == MEMBERS
+    assert CellCycleRecipe(**two).member_inputs == ((0, 1), (0, 1))
+
+
+def test_ensemble_members_see_their_own_channels() -> None:
+    import pathlib
+    import tempfile
+
+    data = make_synthetic_cells([24, 10, 8, 8, 8], size=16, channels=2, seed=5)
+    trained = train(MEMBERS, data, device="cpu", progress=False)
+    assert [m.config.in_channels for m in trained.members] == [2, 1, 1]
+    # Naive reference: each member on its channels of the normalised cells, probabilities
+    # averaged, then the recipe's (here no) adjustment.
+    x = (data.images.double() / 255 - trained.mean.view(1, -1, 1, 1)) / trained.std.view(
+        1, -1, 1, 1
+    )
+    x = x.float()
+    pairs = list(zip(trained.members, [[0, 1], [0], [1]], strict=True))
+    with torch.no_grad():
+        mean = sum(member(x[:, inputs]).softmax(dim=1) for member, inputs in pairs) / 3
+    torch.testing.assert_close(trained.predict_proba(data), mean, rtol=1e-4, atol=1e-5)
+    # Test-time views: each member's own 8-view mean on its channels, averaged.
+    views = sum(predict_tta(member, x[:, inputs], "d4") for member, inputs in pairs) / 3
+    torch.testing.assert_close(
+        trained.with_options(tta="d4").predict_proba(data), views, rtol=1e-4, atol=1e-5
+    )
+    # save/load keeps the members' channels.
+    with tempfile.TemporaryDirectory() as tmp:
+        again = TrainedClassifier.load(trained.save(pathlib.Path(tmp) / "members.pt"))
+    assert [m.config.in_channels for m in again.members] == [2, 1, 1]
+    torch.testing.assert_close(again.predict_proba(data), trained.predict_proba(data))
+    # Each member is fed its channels; training is deterministic.
+    seen: list[int] = []
+    hooks = [
+        m.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[1]))
+        for m in trained.members
+    ]
+    trained.predict_proba(data)
+    assert seen == [2, 1, 1]
+    for hook in hooks:
+        hook.remove()
+    repeat = train(MEMBERS, data, device="cpu", progress=False)
+    torch.testing.assert_close(repeat.predict_proba(data), trained.predict_proba(data))
+    # Members that disagree with the recipe, and cells without its channels, are refused.
+    with pytest.raises(ValueError, match=r"members must take the channels .* \[2, 1, 2\]"):
+        dataclasses.replace(trained, extra_members=(trained.extra_members[0], trained.model))
+    one = CellImageDataset(data.images[:, :1], data.targets, data.class_names)
+    with pytest.raises(ValueError, match=r"train_data must hold the recipe's channels"):
+        train(MEMBERS, one, device="cpu", progress=False)
 
 
 def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:

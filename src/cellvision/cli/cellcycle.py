@@ -184,6 +184,15 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="keep the last epoch or the best by validation balanced accuracy (default: last)",
     )
+    group.add_argument(
+        "--member-channels",
+        nargs="+",
+        default=None,
+        metavar="CH[,CH]",
+        help="the channels each ensemble member sees, the first being --channels, e.g. "
+        "'Ch3,Ch6 Ch3' for a two-channel and a brightfield-only member (--n-models defaults "
+        "to their number)",
+    )
     group.add_argument("--no-augment", action="store_true", help="train without augmentation")
     group.add_argument(
         "--recipe",
@@ -335,6 +344,11 @@ def _recipe(args: argparse.Namespace) -> Any:
         changes["augment"] = False
     if args.channels is not None:
         changes["channels"] = tuple(args.channels)
+    if args.member_channels is not None:
+        changes["member_channels"] = tuple(
+            tuple(name for name in entry.split(",") if name) for entry in args.member_channels
+        )
+        changes.setdefault("n_models", len(args.member_channels))
     if args.recipe is not None:
         base = CellCycleRecipe.from_json(Path(args.recipe).read_text())
         return base.replace(**changes)

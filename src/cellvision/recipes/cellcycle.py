@@ -336,6 +336,14 @@ class CellCycleRecipe(Config):
     n_models : int
         Ensemble size: members trained with seeds ``seed, seed + 1, ...`` inside one
         :class:`TrainedClassifier`, whose probabilities are the members' mean.
+    member_channels : tuple of tuple of str
+        The channels each ensemble member sees, one entry per member (``n_models`` of them),
+        each a non-empty selection of ``channels``; the first must be ``channels`` itself
+        (the first member, :attr:`TrainedClassifier.model`, is what embeddings, Grad-CAM and
+        fine-tuning use). Members on other channel sets find other rare cells, for example
+        ``(("Ch3", "Ch6"), ("Ch3",))`` adds a brightfield-only member. Every member is
+        normalised and augmented with the whole cell and then keeps its channels. Empty
+        (the default): every member sees all of ``channels``.
     ema : float
         Decay in ``[0, 1)`` of an exponential moving average of each member's weights and
         BatchNorm statistics (:class:`~cellvision.optim.WeightEMA`, updated after every
@@ -411,6 +419,7 @@ class CellCycleRecipe(Config):
     mixup: float = 0.0
     cutmix: float = 0.0
     n_models: int = 1
+    member_channels: tuple[tuple[str, ...], ...] = ()
     ema: float = 0.0
     defer_epochs: int = 0
     early_alpha: float = 0.5
@@ -524,6 +533,7 @@ class CellCycleRecipe(Config):
         if not isinstance(self.channels_last, bool):
             raise TypeError(f"channels_last must be a bool, got {self.channels_last!r}")
         check_positive_int("n_models", self.n_models)
+        self._check_member_channels()
         self_ema = as_builtin_number(self.ema)
         object.__setattr__(self, "ema", self_ema)
         if not (
@@ -539,6 +549,61 @@ class CellCycleRecipe(Config):
             )
         check_choice("train_labels", self.train_labels, TRAIN_LABELS)
         check_non_negative_int("seed", self.seed)
+
+    def _check_member_channels(self) -> None:
+        members = self.member_channels
+        if not isinstance(members, (tuple, list)) or not all(
+            isinstance(entry, (tuple, list)) for entry in members
+        ):
+            raise TypeError(
+                f"member_channels must be a tuple of tuples of channel names, got {members!r}"
+            )
+        members = tuple(tuple(entry) for entry in members)
+        object.__setattr__(self, "member_channels", members)
+        if not members:
+            return
+        if len(members) != self.n_models:
+            raise ValueError(
+                f"member_channels must have one entry per ensemble member (n_models="
+                f"{self.n_models}), got {len(members)} entries: {members!r}"
+            )
+        for entry in members:
+            if (
+                not entry
+                or not all(isinstance(c, str) and c in self.channels for c in entry)
+                or len(set(entry)) != len(entry)
+            ):
+                raise ValueError(
+                    f"member_channels entries must be non-empty selections of distinct "
+                    f"channels among {self.channels!r}, got {entry!r}"
+                )
+        if tuple(members[0]) != tuple(self.channels):
+            raise ValueError(
+                f"member_channels must start with channels {self.channels!r} (the first member "
+                f"sees every channel), got {members[0]!r}"
+            )
+
+    @property
+    def member_inputs(self) -> tuple[tuple[int, ...], ...]:
+        """Indices into ``channels`` of the channels each ensemble member sees.
+
+        Returns
+        -------
+        tuple of tuple of int
+            ``n_models`` entries, from :attr:`member_channels` (all channels when it is
+            empty).
+
+        Examples
+        --------
+        >>> CellCycleRecipe(channels=("Ch3", "Ch6"), n_models=2).member_inputs
+        ((0, 1), (0, 1))
+        >>> CellCycleRecipe(channels=("Ch3", "Ch6"), n_models=3,
+        ...                 member_channels=(("Ch3", "Ch6"), ("Ch3",), ("Ch6",))).member_inputs
+        ((0, 1), (0,), (1,))
+        """
+        if not self.member_channels:
+            return (tuple(range(len(self.channels))),) * self.n_models
+        return tuple(tuple(self.channels.index(c) for c in m) for m in self.member_channels)
 
     @property
     def data_channels(self) -> tuple[str, ...]:
@@ -1142,20 +1207,36 @@ def build_model(
     return model
 
 
+class _SelectChannels(nn.Module):
+    """The network on some channels of its input (an ensemble member of ``member_channels``).
+
+    ``inputs`` indexes the input's channels; only ``network`` is kept in the classifier.
+    """
+
+    def __init__(self, network: nn.Module, inputs: Sequence[int]) -> None:
+        super().__init__()
+        self.network = network
+        self.inputs = list(inputs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x[:, self.inputs])  # type: ignore[no-any-return]
+
+
 class _AuxiliaryChannelNet(nn.Module):
     """Training wrapper of ``recipe.auxiliary_channel`` (in-silico labelling).
 
-    The network sees every channel but the last; a small decoder on its last feature map
-    predicts the last channel, average-pooled to twice that map's size, and keeps the mean
-    squared error in ``loss`` for the training loss to add. Only ``network`` is kept after
-    training.
+    The network sees the channels ``inputs`` (default: every channel but the last); a small
+    decoder on its last feature map predicts the last channel, average-pooled to twice that
+    map's size, and keeps the mean squared error in ``loss`` for the training loss to add.
+    Only ``network`` is kept after training.
     """
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, inputs: Sequence[int] | None = None) -> None:
         super().__init__()
         if not isinstance(network, ResNet):
             raise TypeError(f"network must be a ResNet, got {type(network).__name__}")
         self.network = network
+        self.inputs: slice | list[int] = slice(0, -1) if inputs is None else list(inputs)
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(network.config.widths[-1], 32, 2, stride=2),
             nn.BatchNorm2d(32),
@@ -1165,7 +1246,7 @@ class _AuxiliaryChannelNet(nn.Module):
         self.loss = torch.zeros(())
 
     def forward(self, x: Tensor) -> Tensor:
-        feature_map = self.network.forward_feature_map(x[:, :-1])
+        feature_map = self.network.forward_feature_map(x[:, self.inputs])
         logits: Tensor = self.network.forward_head(feature_map.mean(dim=(2, 3)))
         if self.training:
             predicted = self.decoder(feature_map).float()
@@ -1435,7 +1516,9 @@ class TrainedClassifier:
     epoch : int
         Epoch of the kept weights (counted from 1).
     extra_members : tuple of torch.nn.Module, default ()
-        The other ensemble members (seeds ``seed + 1, ...``), same architecture as ``model``.
+        The other ensemble members (seeds ``seed + 1, ...``), same architecture as ``model``;
+        with ``recipe.member_channels`` each takes its own channels (``in_channels``), and
+        predictions feed it those channels of the normalised cells.
     fine_class_names : tuple of str or None, default None
         The finer classes the network predicts, when they are not ``class_names``; each
         merges into one of ``class_names`` by :data:`~cellvision.data.INTERPHASE_MERGE`.
@@ -1443,7 +1526,8 @@ class TrainedClassifier:
     Raises
     ------
     ValueError
-        If ``fine_class_names`` do not merge into ``class_names``.
+        If ``fine_class_names`` do not merge into ``class_names``, or the members' input
+        channels are not those of ``recipe.member_channels``.
 
     Examples
     --------
@@ -1481,6 +1565,15 @@ class TrainedClassifier:
                     f"fine_class_names must merge into class_names {tuple(self.class_names)!r}, "
                     f"got {self.fine_class_names!r} (merging to {merged!r})"
                 )
+        if self.recipe.member_channels:
+            seen = [getattr(getattr(m, "config", None), "in_channels", None) for m in self.members]
+            wanted = [len(inputs) for inputs in self.recipe.member_inputs]
+            if seen != wanted:
+                raise ValueError(
+                    f"the members must take the channels of recipe.member_channels "
+                    f"{self.recipe.member_channels!r} ({wanted} input channels), got members "
+                    f"with {seen}"
+                )
         if self.recipe.channels_last:
             # Convert the weights once; the values are unchanged.
             for member in self.members:
@@ -1490,6 +1583,16 @@ class TrainedClassifier:
     def members(self) -> tuple[nn.Module, ...]:
         """Every ensemble member, ``model`` first."""
         return (self.model, *self.extra_members)
+
+    def _member_networks(self) -> list[nn.Module]:
+        # Each member on its channels (recipe.member_channels) of the normalised cells.
+        if not self.recipe.member_channels:
+            return list(self.members)
+        everything = tuple(range(len(self.channels)))
+        return [
+            member if inputs == everything else _SelectChannels(member, inputs)
+            for member, inputs in zip(self.members, self.recipe.member_inputs, strict=True)
+        ]
 
     @property
     def network_class_names(self) -> tuple[str, ...]:
@@ -1652,7 +1755,7 @@ class TrainedClassifier:
         else:
             to_proba = one_vs_all_probabilities if one_vs_all else None
             total = torch.zeros(x.shape[0], len(self.network_class_names))
-            for member in self.members:
+            for member in self._member_networks():
                 if recipe.tta == "none":
                     raw = predict_outputs(
                         member, batches, device=device, amp_dtype=amp, channels_last=last
@@ -1818,8 +1921,11 @@ class TrainedClassifier:
             )
         fine = extra.get("fine_class_names")  # absent from older checkpoints
         members = []
-        for state in states:
-            member = type(model)(model.config)
+        for k, state in enumerate(states, start=1):
+            config: Any = model.config
+            if recipe.member_channels:  # this member's own channels
+                config = config.replace(in_channels=len(recipe.member_channels[k]))
+            member = type(model)(config)
             member.load_state_dict(state, strict=True)
             members.append(member.to(next(model.parameters()).device).eval())
         return cls(
@@ -1839,7 +1945,7 @@ class TrainedClassifier:
 # --------------------------------------------------------------------------- training
 def _fit_classifier(
     recipe: CellCycleRecipe,
-    make_model: Callable[[list[float]], nn.Module],
+    make_model: Callable[[list[float], int], nn.Module],
     train_data: CellImageDataset,
     val_data: CellImageDataset | None,
     *,
@@ -1873,11 +1979,18 @@ def _fit_classifier(
     train_set = CellImageDataset(train_data.images, train_data.targets, names, transform=normalize)
     select_best = recipe.select == "best" and val_loader is not None
 
-    def fit_member(seed: int) -> tuple[nn.Module, History, int]:
+    n_inputs = len(recipe.channels) if auxiliary else len(mean)
+    everything = tuple(range(n_inputs))
+    member_inputs = recipe.member_inputs if recipe.member_channels else (everything,)
+
+    def fit_member(seed: int, inputs: tuple[int, ...]) -> tuple[nn.Module, History, int]:
+        # inputs: the member's channels (indices into recipe.channels)
         torch.manual_seed(seed)
-        model = make_model(prior)
+        model = make_model(prior, len(inputs))
         if auxiliary:
-            model = _AuxiliaryChannelNet(model)
+            model = _AuxiliaryChannelNet(model, None if inputs == everything else inputs)
+        elif inputs != everything:
+            model = _SelectChannels(model, inputs)
         model = model.to(dev)
         net: nn.Module = model
         if dist.is_available() and dist.is_initialized():
@@ -1954,15 +2067,19 @@ def _fit_classifier(
             # The average is what the classifier predicts with (trainable again, for
             # fine-tuning and Grad-CAM).
             model = average.module.requires_grad_(True)
-        if isinstance(model, _AuxiliaryChannelNet):
-            model = model.network  # the decoder only served the training
+        if isinstance(model, (_AuxiliaryChannelNet, _SelectChannels)):
+            # The decoder only served the training; the classifier selects the channels.
+            model = model.network
         return model.eval(), history, kept
 
-    # The ensemble: members differ only in their seed (weights, sampler draw, augmentation).
-    fitted = [fit_member(recipe.seed + k) for k in range(recipe.n_models)]
+    # The ensemble: members differ in their seed (weights, sampler draw, augmentation) and,
+    # with member_channels, in the channels they see.
+    fitted = [
+        fit_member(recipe.seed + k, member_inputs[k % len(member_inputs)])
+        for k in range(recipe.n_models)
+    ]
     (model, history, kept), others = fitted[0], fitted[1:]
     merged_names = _merge_index(names)[1] if merge_fine else tuple(names)
-    n_inputs = len(recipe.channels) if auxiliary else len(mean)
     return TrainedClassifier(
         model=model,
         history=history,
@@ -2060,15 +2177,20 @@ def train(
             f"val_data.class_names must be train_data's {train_data.class_names!r}, got "
             f"{val_data.class_names!r}"
         )
-    in_channels, img_size = int(train_data.images.shape[1]), int(train_data.images.shape[-1])
+    n_channels, img_size = int(train_data.images.shape[1]), int(train_data.images.shape[-1])
     if recipe.auxiliary_channel is not None:
         # The last channel is the auxiliary target: check that it is there.
         for part in (train_data, val_data):
             if part is not None:
                 _input_channels(recipe, part)
-        in_channels = len(recipe.channels)
+        n_channels = len(recipe.channels)
+    if recipe.member_channels and n_channels != len(recipe.channels):
+        raise ValueError(
+            f"train_data must hold the recipe's channels {recipe.channels!r} (member_channels "
+            f"selects among them), got {n_channels} input channels"
+        )
 
-    def make_model(prior: list[float]) -> nn.Module:
+    def make_model(prior: list[float], in_channels: int) -> nn.Module:
         return build_model(
             recipe,
             n_classes=len(train_data.class_names),
@@ -2138,13 +2260,13 @@ def train_pixel_baseline(
     val_data = None if val_data is None else _merged(_input_channels(recipe, val_data))
     recipe = recipe.replace(
         loss="cross_entropy", logit_adjust=0.0, tta="none", amp="none", channels_last=False,
-        mixup=0.0, n_models=1, train_labels="merged",
+        mixup=0.0, n_models=1, member_channels=(), train_labels="merged",
     )  # fmt: skip
     n_pixels = int(np.prod(train_data.images.shape[1:]))
     n_classes = len(train_data.class_names)
     return _fit_classifier(
         recipe,
-        lambda prior: RawPixelLinear(n_pixels, n_classes, prior),
+        lambda prior, _: RawPixelLinear(n_pixels, n_classes, prior),
         train_data,
         val_data,
         epochs=recipe.baseline_epochs,
