@@ -23,12 +23,14 @@ timed on the held-out 20% (repeated to fill the batch), the fraction of cells it
 printed; two more rows time the same classifier with every cell viewed (the worst case) and
 with one view only. ``--gate C [C ...]`` does the same for the default with D4 views gated at
 each ``C`` (one row and one printed fraction per gate), whatever the preset's own gate.
+``--members CH[,CH] ...`` also times the default as an ensemble whose members see those
+channels (``member_channels``, e.g. ``--members Ch3,Ch6 Ch3``) on the same fast path.
 ``--agreement`` reports how often the float32 and fast-path predictions of the default agree
 on the held-out cells. The target of the default's fast path: >= 5,000
 cells/s on 2 threads.
 
 Run ``PYTHONPATH=src python benchmarks/bench_inference.py [--threads 2] [--agreement]
-[--gate 0.5 0.8]``.
+[--gate 0.5 0.8] [--members Ch3,Ch6 Ch3]``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,13 @@ def main() -> None:
         metavar="C",
         help="also time the default with D4 views gated at each C (tta_confidence)",
     )
+    parser.add_argument(
+        "--members",
+        nargs="+",
+        default=[],
+        metavar="CH[,CH]",
+        help="also time the default as an ensemble of members on these channels",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, 40x40")
@@ -133,6 +142,11 @@ def main() -> None:
         every = fast.with_options(tta="d4", tta_confidence=1.0)
         rows.append(("default, fast path, every cell 8 views", every, sample))
         rows.append(("default, fast path, one view", fast.with_options(tta="none"), sample))
+    if args.members:
+        members = tuple(tuple(entry.split(",")) for entry in args.members)
+        mixed = realtime.replace(n_models=len(members), member_channels=members)
+        rows.append((f"default, members on {' / '.join(args.members)}, same fast path",
+                     quick_classifier(mixed, cells), sample))  # fmt: skip
     name = f"accurate ({accurate.n_models} members x {8 if accurate.tta == 'd4' else 1} views)"
     rows.append((f"{name}, same fast path", quick_classifier(accurate, cells),
                  repeat_to(cells.images, BATCH)))  # fmt: skip

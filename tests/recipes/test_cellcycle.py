@@ -1050,6 +1050,7 @@ def test_ensemble_members_see_their_own_channels() -> None:
     ]
     trained.predict_proba(data)
     assert seen == [2, 1, 1]
+    assert not any(m.training for m in trained.members)  # prediction leaves them in eval mode
     for hook in hooks:
         hook.remove()
     repeat = train(MEMBERS, data, device="cpu", progress=False)
@@ -1060,6 +1061,24 @@ def test_ensemble_members_see_their_own_channels() -> None:
     one = CellImageDataset(data.images[:, :1], data.targets, data.class_names)
     with pytest.raises(ValueError, match=r"train_data must hold the recipe's channels"):
         train(MEMBERS, one, device="cpu", progress=False)
+
+
+def test_member_channels_with_an_auxiliary_target() -> None:
+    # Each member predicts the stain from its own channels; the stain is never an input.
+    recipe = AUX.replace(n_models=2, member_channels=(("Ch3", "Ch6"), ("Ch6",)))
+    data = make_synthetic_cells([24, 10, 8, 8, 8], size=16, channels=3, seed=4)
+    trained = train(recipe, data, device="cpu", progress=False)
+    assert [m.config.in_channels for m in trained.members] == [2, 1]
+    noisy = data.images.clone()
+    noisy[:, 2] = torch.randint(0, 255, noisy[:, 2].shape, generator=torch.Generator()
+                                .manual_seed(0), dtype=torch.uint8)  # fmt: skip
+    torch.testing.assert_close(trained.predict_proba(noisy), trained.predict_proba(data))
+    # The one-channel member sees darkfield only: brightfield noise leaves it alone.
+    lone = trained.extra_members[0]
+    x = trained.normalize(data.images[:, :2].float() / 255)
+    with torch.no_grad():
+        expected = (trained.model(x).softmax(1) + lone(x[:, 1:]).softmax(1)) / 2
+    torch.testing.assert_close(trained.predict_proba(data), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_augmentation_strengths_switch_their_steps_on_and_off() -> None:

@@ -1210,13 +1210,16 @@ def build_model(
 class _SelectChannels(nn.Module):
     """The network on some channels of its input (an ensemble member of ``member_channels``).
 
-    ``inputs`` indexes the input's channels; only ``network`` is kept in the classifier.
+    ``inputs`` indexes the input's channels; only ``network`` is kept in the classifier. The
+    wrapper starts in the network's train/eval mode, so a prediction that restores the mode
+    afterwards leaves the network as it found it.
     """
 
     def __init__(self, network: nn.Module, inputs: Sequence[int]) -> None:
         super().__init__()
         self.network = network
         self.inputs = list(inputs)
+        self.train(network.training)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x[:, self.inputs])  # type: ignore[no-any-return]
