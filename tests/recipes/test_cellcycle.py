@@ -307,8 +307,13 @@ def test_presets_and_model_defaults() -> None:
     assert (realtime.train_labels, realtime.logit_adjust, realtime.tta) == ("release", 1.0, "none")
     assert (realtime.amp, realtime.channels_last) == ("auto", True)
     assert (legacy.intensity_jitter, realtime.intensity_jitter) == (0.1, 0.0)
-    accurate = realtime.replace(n_models=3, tta="d4", logit_adjust=2.0)
+    accurate = realtime.replace(n_models=2, tta="d4", member_channels=(("Ch3", "Ch6"), ("Ch3",)))
     assert default_recipe(preset="accurate") == accurate
+    # Other channels give every member those channels, unless member_channels is given too.
+    assert default_recipe(preset="accurate", channels=("Ch6",)).member_inputs == ((0,), (0,))
+    mixed = default_recipe(preset="accurate", channels=("Ch3", "Ch6", "Ch7"),
+                           member_channels=(("Ch3", "Ch6", "Ch7"), ("Ch7",)))  # fmt: skip
+    assert mixed.member_inputs == ((0, 1, 2), (2,))
     assert default_recipe("cellcycle_resnet").model == "cellcycle_resnet"
     with pytest.raises(ValueError, match="not both"):
         default_recipe("cellcycle_convnet", preset="legacy")
