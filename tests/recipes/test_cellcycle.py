@@ -309,8 +309,15 @@ def test_presets_and_model_defaults() -> None:
     assert (legacy.intensity_jitter, realtime.intensity_jitter) == (0.1, 0.0)
     accurate = realtime.replace(n_models=2, tta="d4", member_channels=(("Ch3", "Ch6"), ("Ch3",)))
     assert default_recipe(preset="accurate") == accurate
-    # Other channels give every member those channels, unless member_channels is given too.
+    # Other channels give every member those channels, unless member_channels is given too;
+    # the preset's own channels keep its channel sets.
     assert default_recipe(preset="accurate", channels=("Ch6",)).member_inputs == ((0,), (0,))
+    assert default_recipe(preset="accurate", channels=("Ch3", "Ch6")) == accurate
+    with pytest.raises(ValueError, match=r"n_models of preset 'accurate' is the number of its"):
+        default_recipe(preset="accurate", n_models=3)
+    assert default_recipe(preset="accurate", n_models=2) == accurate
+    three = default_recipe(preset="accurate", member_channels=(("Ch3", "Ch6"),) * 2 + (("Ch6",),))
+    assert three.n_models == 3  # their number
     mixed = default_recipe(preset="accurate", channels=("Ch3", "Ch6", "Ch7"),
                            member_channels=(("Ch3", "Ch6", "Ch7"), ("Ch7",)))  # fmt: skip
     assert mixed.member_inputs == ((0, 1, 2), (2,))
@@ -1061,11 +1068,71 @@ def test_ensemble_members_see_their_own_channels() -> None:
     repeat = train(MEMBERS, data, device="cpu", progress=False)
     torch.testing.assert_close(repeat.predict_proba(data), trained.predict_proba(data))
     # Members that disagree with the recipe, and cells without its channels, are refused.
-    with pytest.raises(ValueError, match=r"members must take the channels .* \[2, 1, 2\]"):
+    with pytest.raises(
+        ValueError, match=r"members must be the 3 of .* got 3 members taking \[2, 1, 2\]"
+    ):
         dataclasses.replace(trained, extra_members=(trained.extra_members[0], trained.model))
     one = CellImageDataset(data.images[:, :1], data.targets, data.class_names)
     with pytest.raises(ValueError, match=r"train_data must hold the recipe's channels"):
         train(MEMBERS, one, device="cpu", progress=False)
+
+
+def test_members_train_on_their_own_channels_only() -> None:
+    # Noise in a channel that a member does not see leaves its trained weights unchanged:
+    # normalisation, augmentation draws and sampler do not depend on that channel.
+    data = make_synthetic_cells([24, 10, 8, 8, 8], size=16, channels=2, seed=5)
+    trained = train(MEMBERS, data, device="cpu", progress=False)
+    for noisy_channel, untouched in [(0, 2), (1, 1)]:  # Ch3 noise: the Ch6 member; and back
+        images = data.images.clone()
+        images[:, noisy_channel] = torch.randint(
+            0, 255, images[:, 0].shape, generator=torch.Generator().manual_seed(3),
+            dtype=torch.uint8,
+        )  # fmt: skip
+        other = train(MEMBERS, CellImageDataset(images, data.targets, data.class_names),
+                      device="cpu", progress=False)  # fmt: skip
+        for k, (mine, theirs) in enumerate(zip(trained.members, other.members, strict=True)):
+            same = all(
+                torch.equal(a, b)
+                for a, b in zip(mine.state_dict().values(), theirs.state_dict().values(),
+                                strict=True)
+            )  # fmt: skip
+            assert same == (k == untouched), (noisy_channel, k)
+
+
+def test_channel_dropout_blanks_only_a_members_own_channels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cellvision.recipes.cellcycle import _droppable_channels
+
+    both = (0, 1)
+    plain = MEMBERS.replace(channel_dropout=0.5)
+    assert _droppable_channels(plain, both, both, auxiliary=False) is None  # any channel
+    assert _droppable_channels(plain, (0,), both, auxiliary=False) == ()  # never its only one
+    named = MEMBERS.replace(channel_dropout=0.5, channel_dropout_channels=("Ch6",))
+    assert _droppable_channels(named, both, both, auxiliary=False) == (1,)
+    assert _droppable_channels(named, (0,), both, auxiliary=False) == ()  # Ch6 is not its input
+    assert _droppable_channels(named, (1,), both, auxiliary=False) == (1,)  # asked for by name
+    three = CellCycleRecipe(channels=("Ch3", "Ch6", "Ch7"), n_models=2, channel_dropout=0.5,
+                            member_channels=(("Ch3", "Ch6", "Ch7"), ("Ch3", "Ch7")))  # fmt: skip
+    assert _droppable_channels(three, (0, 2), (0, 1, 2), auxiliary=False) == (0, 2)
+    assert _droppable_channels(plain, both, both, auxiliary=True) == both  # never the target
+    # On the training path the one-channel members never see a blanked cell.
+    data = make_synthetic_cells([24, 10, 8, 8, 8], size=16, channels=2, seed=5)
+    seen: list[torch.Tensor] = []
+    from cellvision.recipes.cellcycle import _SelectChannels
+
+    forward = _SelectChannels.forward
+
+    def spy(self: Any, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            seen.append(x[:, self.inputs].detach().clone())
+        return forward(self, x)
+
+    monkeypatch.setattr(_SelectChannels, "forward", spy)
+    train(plain.replace(epochs=1), data, device="cpu", progress=False)
+    batches = torch.cat([b for b in seen if b.shape[1] == 1])
+    assert batches.numel()
+    assert not (batches == 0).flatten(1).all(1).any()
 
 
 def test_member_channels_with_an_auxiliary_target() -> None:
@@ -1078,7 +1145,7 @@ def test_member_channels_with_an_auxiliary_target() -> None:
     noisy[:, 2] = torch.randint(0, 255, noisy[:, 2].shape, generator=torch.Generator()
                                 .manual_seed(0), dtype=torch.uint8)  # fmt: skip
     torch.testing.assert_close(trained.predict_proba(noisy), trained.predict_proba(data))
-    # The one-channel member sees darkfield only: brightfield noise leaves it alone.
+    # The classifier is the two members on their channels (the one-channel member on Ch6).
     lone = trained.extra_members[0]
     x = trained.normalize(data.images[:, :2].float() / 255)
     with torch.no_grad():

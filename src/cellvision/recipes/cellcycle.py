@@ -342,8 +342,10 @@ class CellCycleRecipe(Config):
         (the first member, :attr:`TrainedClassifier.model`, is what embeddings, Grad-CAM and
         fine-tuning use). Members on other channel sets find other rare cells, for example
         ``(("Ch3", "Ch6"), ("Ch3",))`` adds a brightfield-only member. Every member is
-        normalised and augmented with the whole cell and then keeps its channels. Empty
-        (the default): every member sees all of ``channels``.
+        normalised and augmented with the whole cell and then keeps its channels;
+        ``channel_dropout`` blanks only a member's own channels (a one-channel member's only
+        when ``channel_dropout_channels`` names it). Empty (the default): every member sees
+        all of ``channels``.
     ema : float
         Decay in ``[0, 1)`` of an exponential moving average of each member's weights and
         BatchNorm statistics (:class:`~cellvision.optim.WeightEMA`, updated after every
@@ -652,8 +654,9 @@ _QUICK: dict[str, dict[str, Any]] = {
 #: brightfield alone), each over the 8 D4 views, at tau 1: on the same folds the nine pairings
 #: of three seeds of each gave 0.732 balanced accuracy and kappa 0.771 with the views (0.725 /
 #: 0.766 without), against 0.705 / 0.757 for two-seed ensembles of the two-channel network and
-#: 0.707 / 0.757 for three seeds of it (the previous ``accurate``, which adjusted at tau 2);
-#: the single-model ``realtime`` keeps tau 1, no views.
+#: 0.707 / 0.757 for three seeds of it, all at tau 1 (the previous ``accurate``, three seeds at
+#: tau 2, was not measured again on these folds); the single-model ``realtime`` keeps tau 1, no
+#: views.
 #: Both train without the random intensity change (``intensity_jitter=0``): on real cells it
 #: cost 0.015-0.035 kappa (three seeds) at the same balanced accuracy (presumably because the
 #: darkfield intensity that it blurs helps to tell Prophase from G2). Both add rotations by
@@ -714,9 +717,10 @@ def default_recipe(
     quick : bool, default False
         The small variant.
     **changes
-        Further field values (they win over both). Changing ``channels`` without
-        ``member_channels`` gives every member those channels (the ``accurate`` preset's
-        brightfield-only member is then dropped from the channel sets).
+        Further field values (they win over both). Other ``channels`` without
+        ``member_channels`` give every member those channels (the ``accurate`` preset's
+        brightfield-only member is then dropped from the channel sets); ``member_channels``
+        without ``n_models`` sets ``n_models`` to their number.
 
     Returns
     -------
@@ -726,7 +730,9 @@ def default_recipe(
     Raises
     ------
     ValueError
-        If ``model`` or ``preset`` is unknown, both are given, or a change is invalid.
+        If ``model`` or ``preset`` is unknown, both are given, or a change is invalid (for
+        example another ``n_models`` for a preset with ``member_channels``, without new
+        ``member_channels``).
 
     Examples
     --------
@@ -749,8 +755,19 @@ def default_recipe(
         check_choice("preset", name, PRESETS)
         base = dict(_PRESETS[name])
     quick_changes = _QUICK[base["model"]] if quick else {}
-    if "channels" in changes and "member_channels" not in changes:
-        base.pop("member_channels", None)  # the preset's channel sets were for its channels
+    sets = base.get("member_channels")
+    if sets and "member_channels" not in changes:
+        if "channels" in changes and tuple(changes["channels"]) != tuple(base["channels"]):
+            # The preset's channel sets were for its channels.
+            base.pop("member_channels")
+        elif "n_models" in changes and changes["n_models"] != len(sets):
+            raise ValueError(
+                f"n_models of preset {name!r} is the number of its channel sets member_channels="
+                f"{sets!r}; give member_channels (--member-channels) with n_models="
+                f"{changes['n_models']!r}"
+            )
+    elif "member_channels" in changes and "n_models" not in changes:
+        changes = changes | {"n_models": max(1, len(changes["member_channels"]))}
     return CellCycleRecipe(**(base | quick_changes | changes))
 
 
@@ -1278,6 +1295,26 @@ def _add_auxiliary_loss(
     return loss
 
 
+def _droppable_channels(
+    recipe: CellCycleRecipe,
+    inputs: tuple[int, ...],
+    everything: tuple[int, ...],
+    *,
+    auxiliary: bool,
+) -> tuple[int, ...] | None:
+    """The channels ``channel_dropout`` may blank for a member on ``inputs``.
+
+    ``None`` is any channel of the cell, ``()`` none (no dropout for this member): a member
+    on a subset of the channels drops only its own, named ones if any (a one-channel member
+    only when its channel is named, as a one-channel recipe), and never the auxiliary target.
+    """
+    named = tuple(recipe.channels.index(c) for c in recipe.channel_dropout_channels)
+    if inputs == everything:
+        return named or (everything if auxiliary else None)
+    own = tuple(i for i in (named or inputs) if i in inputs)
+    return own if named or len(own) > 1 else ()
+
+
 def _input_channels(recipe: CellCycleRecipe, data: CellImageDataset) -> CellImageDataset:
     """``data`` without the recipe's auxiliary channel (the last one), checked to be there."""
     if recipe.auxiliary_channel is None:
@@ -1582,9 +1619,9 @@ class TrainedClassifier:
             wanted = [len(inputs) for inputs in self.recipe.member_inputs]
             if seen != wanted:
                 raise ValueError(
-                    f"the members must take the channels of recipe.member_channels "
-                    f"{self.recipe.member_channels!r} ({wanted} input channels), got members "
-                    f"with {seen}"
+                    f"the members must be the {len(wanted)} of recipe.member_channels "
+                    f"{self.recipe.member_channels!r}, taking {wanted} input channels, got "
+                    f"{len(seen)} members taking {seen}"
                 )
         if self.recipe.channels_last:
             # Convert the weights once; the values are unchanged.
@@ -2003,6 +2040,7 @@ def _fit_classifier(
             model = _AuxiliaryChannelNet(model, None if inputs == everything else inputs)
         elif inputs != everything:
             model = _SelectChannels(model, inputs)
+        droppable = _droppable_channels(recipe, inputs, everything, auxiliary=auxiliary)
         model = model.to(dev)
         net: nn.Module = model
         if dist.is_available() and dist.is_initialized():
@@ -2036,12 +2074,8 @@ def _fit_classifier(
                 max_rotation=recipe.max_rotation,
                 rotation_interpolation=recipe.rotation_interpolation,
                 intensity_jitter=recipe.intensity_jitter,
-                channel_dropout=recipe.channel_dropout,
-                dropout_channels=tuple(
-                    recipe.channels.index(c) for c in recipe.channel_dropout_channels
-                )
-                # never the auxiliary target, which is not an input
-                or (tuple(range(len(recipe.channels))) if auxiliary else None),
+                channel_dropout=recipe.channel_dropout if droppable != () else 0.0,
+                dropout_channels=droppable,
             )
             if augment
             else None
