@@ -318,6 +318,8 @@ def test_presets_and_model_defaults() -> None:
     assert default_recipe(preset="accurate", n_models=2) == accurate
     three = default_recipe(preset="accurate", member_channels=(("Ch3", "Ch6"),) * 2 + (("Ch6",),))
     assert three.n_models == 3  # their number
+    # No channel sets: the preset's members all see both channels, and stay two.
+    assert default_recipe(preset="accurate", member_channels=()).member_inputs == ((0, 1),) * 2
     mixed = default_recipe(preset="accurate", channels=("Ch3", "Ch6", "Ch7"),
                            member_channels=(("Ch3", "Ch6", "Ch7"), ("Ch7",)))  # fmt: skip
     assert mixed.member_inputs == ((0, 1, 2), (2,))

@@ -719,8 +719,8 @@ def default_recipe(
     **changes
         Further field values (they win over both). Other ``channels`` without
         ``member_channels`` give every member those channels (the ``accurate`` preset's
-        brightfield-only member is then dropped from the channel sets); ``member_channels``
-        without ``n_models`` sets ``n_models`` to their number.
+        brightfield-only member is then dropped from the channel sets); non-empty
+        ``member_channels`` without ``n_models`` set ``n_models`` to their number.
 
     Returns
     -------
@@ -766,8 +766,8 @@ def default_recipe(
                 f"{sets!r}; give member_channels (--member-channels) with n_models="
                 f"{changes['n_models']!r}"
             )
-    elif "member_channels" in changes and "n_models" not in changes:
-        changes = changes | {"n_models": max(1, len(changes["member_channels"]))}
+    elif changes.get("member_channels") and "n_models" not in changes:
+        changes = changes | {"n_models": len(changes["member_channels"])}
     return CellCycleRecipe(**(base | quick_changes | changes))
 
 
@@ -2030,7 +2030,11 @@ def _fit_classifier(
 
     n_inputs = len(recipe.channels) if auxiliary else len(mean)
     everything = tuple(range(n_inputs))
-    member_inputs = recipe.member_inputs if recipe.member_channels else (everything,)
+    # Without member_channels every member sees every input (the cells' channels, which
+    # recipe.member_inputs cannot know when they are not recipe.channels).
+    member_inputs = (
+        recipe.member_inputs if recipe.member_channels else (everything,) * recipe.n_models
+    )
 
     def fit_member(seed: int, inputs: tuple[int, ...]) -> tuple[nn.Module, History, int]:
         # inputs: the member's channels (indices into recipe.channels)
@@ -2120,10 +2124,7 @@ def _fit_classifier(
 
     # The ensemble: members differ in their seed (weights, sampler draw, augmentation) and,
     # with member_channels, in the channels they see.
-    fitted = [
-        fit_member(recipe.seed + k, member_inputs[k % len(member_inputs)])
-        for k in range(recipe.n_models)
-    ]
+    fitted = [fit_member(recipe.seed + k, inputs) for k, inputs in enumerate(member_inputs)]
     (model, history, kept), others = fitted[0], fitted[1:]
     merged_names = _merge_index(names)[1] if merge_fine else tuple(names)
     return TrainedClassifier(
